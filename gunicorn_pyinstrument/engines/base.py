@@ -1,0 +1,19 @@
+"""The seam every capture technique plugs into."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from pyinstrument.session import Session
+
+
+class Engine(Protocol):
+    def start(self, description: str) -> Any:
+        """Begin capturing the calling request; return a handle for stop(). May raise."""
+
+    def stop(self, handle: Any) -> Session:
+        """Finish capturing and return the profile. Called in the same thread or task as start()."""
+
+    def discard(self, handle: Any) -> None:
+        """Stop and throw the capture away; never raises."""

@@ -1,0 +1,259 @@
+"""The gunicorn hook functions, and chaining them with a user's own hooks.
+
+Which hook does what, and in which process:
+
+============================  =======  ====================================================
+hook                          process  what it does
+============================  =======  ====================================================
+``when_ready(server)``        master   starts the renderer process (only when a format other
+                                       than ``session`` is configured)
+``pre_fork(server, worker)``  master   restarts the renderer if it died
+``post_fork(server, worker)`` worker   creates the worker's Agent; imports pyinstrument here,
+                                       in the worker, before gevent would patch threading
+``pre_request(worker, req)``  worker   decides whether to profile; if so starts a profiler
+``post_request(worker, req,   worker   stops it, hands the session to the writer thread
+environ, resp)``
+``worker_exit(server,         worker   flushes the writer (guarded: gunicorn may call this
+worker)``                              hook in the master too)
+``on_exit(server)``           master   lets the renderer finish pending jobs
+============================  =======  ====================================================
+
+Every hook body is guarded: a problem is logged through gunicorn's logger and the hook returns
+normally, because a raising post_fork stops the whole server and a raising pre_request fails
+the request. Hooks are thin; the logic lives in ``agent.py``, ``writer.py`` and ``renderer.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+import traceback
+from collections.abc import Callable, MutableMapping
+from typing import Any
+
+from .agent import Agent
+from .logs import PREFIX, ThrottledLog, fallback_logger
+from .renderer import RendererProcess
+from .settings import SettingError, Settings, load, prepare_directory
+
+#: Our hooks and the arity gunicorn checks for each.
+HOOK_ARITY: dict[str, int] = {
+    "when_ready": 1,
+    "pre_fork": 2,
+    "post_fork": 2,
+    "pre_request": 2,
+    "post_request": 4,
+    "worker_exit": 2,
+    "on_exit": 1,
+}
+
+#: Our hooks nest inside the user's: on the way in (start-up, request start) the user's hook runs
+#: first, on the way out (request end, exit) ours runs first. So a report covers the app and not the
+#: user's own request hooks, and our exit work is not delayed by theirs.
+OURS_FIRST = frozenset({"post_request", "worker_exit", "on_exit", "worker_abort", "worker_int", "child_exit"})
+
+RENDERER_STOP_SECONDS = 10.0
+
+
+class _State:
+    settings: Settings | None = None
+    agent: Agent | None = None
+    renderer: RendererProcess | None = None
+
+
+_state = _State()
+
+
+def startup(environ: MutableMapping[str, str] | None = None) -> Settings:
+    """Read and validate every setting, in the master, once per config load.
+
+    A bad value stops gunicorn here with one line on stderr and exit status 2.
+    """
+    try:
+        settings = load(environ)
+        if settings.enabled:
+            prepare_directory(settings)
+    except SettingError as exc:
+        print(f"{PREFIX}error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+    _state.settings = settings
+    return settings
+
+
+def _log_of(obj: Any) -> Any:
+    return getattr(obj, "log", None) or fallback_logger()
+
+
+def _guarded(func: Callable[..., None]) -> Callable[..., None]:
+    @functools.wraps(func)
+    def hook(*args: Any) -> None:
+        try:
+            func(*args)
+        except Exception:
+            with contextlib.suppress(Exception):
+                _log_of(args[0]).exception(f"{PREFIX}error in {func.__name__} (ignored)")
+
+    return hook
+
+
+# --- the hooks (exact arity; the bodies stay thin) ---
+
+
+@_guarded
+def when_ready(server: Any) -> None:
+    settings = _state.settings
+    if settings is None or not settings.enabled:
+        return
+    if settings.rendered_formats:
+        _state.renderer = RendererProcess(settings.dir)
+        _state.renderer.start()
+    server.log.info(
+        f"{PREFIX}profiling requests into {settings.dir} as {','.join(settings.formats)} "
+        f"(sample rate {settings.sample_rate:g})"
+    )
+
+
+@_guarded
+def pre_fork(server: Any, worker: Any) -> None:
+    renderer = _state.renderer
+    if renderer is not None and renderer.ensure_running():
+        ThrottledLog(server.log).warning("renderer", "the renderer process had stopped; restarted it")
+
+
+@_guarded
+def post_fork(server: Any, worker: Any) -> None:
+    settings = _state.settings
+    if settings is not None and settings.enabled:
+        _state.renderer = None  # the master's handle means nothing in a worker
+        _state.agent = Agent(settings, worker)
+
+
+def pre_request(worker: Any, req: Any) -> None:
+    agent = _state.agent
+    if agent is not None:
+        agent.request_started(req)  # guards itself
+
+
+def post_request(worker: Any, req: Any, environ: Any, resp: Any) -> None:
+    agent = _state.agent
+    if agent is not None:
+        agent.request_finished(req, resp)  # guards itself
+
+
+@_guarded
+def worker_exit(server: Any, worker: Any) -> None:
+    agent = _state.agent
+    if agent is not None and os.getpid() == getattr(worker, "pid", None):
+        agent.close()
+
+
+@_guarded
+def on_exit(server: Any) -> None:
+    renderer = _state.renderer
+    if renderer is not None and not renderer.stop(RENDERER_STOP_SECONDS):
+        server.log.warning(
+            f"{PREFIX}the renderer (pid {renderer.pid}) is still rendering; it exits when it is done"
+        )
+
+
+OUR_HOOKS: dict[str, Callable[..., None]] = {
+    "when_ready": when_ready,
+    "pre_fork": pre_fork,
+    "post_fork": post_fork,
+    "pre_request": pre_request,
+    "post_request": post_request,
+    "worker_exit": worker_exit,
+    "on_exit": on_exit,
+}
+
+
+# --- chaining with a user's hooks ---
+
+
+def _resolve(hook: Any) -> Callable[..., Any]:
+    """A hook may be given as a dotted string, as gunicorn allows."""
+    resolved: object = hook
+    if isinstance(hook, str):
+        module, _, attr = hook.rpartition(".")
+        resolved = getattr(importlib.import_module(module), attr)
+    if not callable(resolved):
+        raise TypeError(f"hook {hook!r} is not callable")
+    return resolved
+
+
+def _positional_arity(func: Callable[..., Any]) -> int:
+    params = inspect.signature(func).parameters.values()
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(1 for p in params if p.kind in kinds)
+
+
+def chain(name: str, theirs: Any, ours: Callable[..., None]) -> Callable[..., None]:
+    """One hook that runs both. An exception in theirs does not stop ours; it is re-raised
+    afterwards, so gunicorn treats their hook exactly as it would without the plugin."""
+    their_hook = _resolve(theirs)
+    # gunicorn accepts post_request with 2, 3 or 4 arguments; call theirs with what it takes.
+    their_arity = _positional_arity(their_hook) if name == "post_request" else HOOK_ARITY[name]
+    ours_first = name in OURS_FIRST
+
+    def chained(*args: Any) -> None:
+        if ours_first:
+            ours(*args)
+        try:
+            their_hook(*args[:their_arity])
+        finally:
+            if not ours_first:
+                ours(*args)
+
+    chained.__name__ = chained.__qualname__ = name
+    chained.__doc__ = f"gunicorn-pyinstrument's {name} chained with {getattr(their_hook, '__name__', name)}"
+    # gunicorn checks the arity with inspect.signature, which reads __signature__.
+    chained.__signature__ = inspect.signature(ours)  # type: ignore[attr-defined]
+    return chained
+
+
+def install(namespace: MutableMapping[str, Any], settings: Settings | None = None) -> list[str]:
+    """Put our hooks into a gunicorn config namespace, chained with any hook already there.
+
+    Call it last in your config file, after your own hooks::
+
+        from gunicorn_pyinstrument import install; install(globals())
+
+    Validates the settings (a bad value stops gunicorn with one line). When profiling is off it
+    installs nothing, so gunicorn behaves exactly as without the plugin. Returns the hook names set.
+    """
+    if settings is None:
+        settings = startup()
+    if not settings.enabled:
+        return []
+    for name, ours in OUR_HOOKS.items():
+        theirs = namespace.get(name)
+        namespace[name] = ours if theirs is None else chain(name, theirs, ours)
+    return list(OUR_HOOKS)
+
+
+def load_base_config(location: str) -> dict[str, Any]:
+    """The public names of a user's gunicorn config (a file path or python:module)."""
+    try:
+        if location.startswith("python:"):
+            module = importlib.import_module(location.removeprefix("python:"))
+        else:
+            spec = importlib.util.spec_from_file_location("__gunicorn_pyinstrument_base__", location)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot load {location}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+    except Exception as exc:
+        traceback.print_exc()
+        print(
+            f"{PREFIX}error: GUNICORN_PYINSTRUMENT_BASE_CONFIG={location!r} could not be loaded ({exc!r})",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise SystemExit(2) from None
+    return {k: v for k, v in vars(module).items() if not k.startswith("_")}

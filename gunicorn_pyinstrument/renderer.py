@@ -1,0 +1,161 @@
+"""The renderer: a low-priority process that turns spooled sessions into the other formats.
+
+Workers save only the compact session (``writer.py``) and leave a job in ``<dir>/.spool``.
+This process, started by the master in ``when_ready`` (a fresh interpreter, not a fork, with
+``nice 19``), renders each job with pyinstrument's renderers, writes the files atomically and
+writes the metadata record last: a ``.meta.json`` in the directory means the report is complete.
+Jobs live on disk, so a renderer that dies or a server that stops loses nothing: the next
+renderer (or ``python -m gunicorn_pyinstrument.renderer --once DIR``) finishes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from .formats import load_session, render
+from .report import METADATA_SUFFIX
+from .settings import FORMAT_SUFFIXES
+from .stores import LocalStore
+from .writer import JOB_SUFFIX, SPOOL_DIR, dumps
+
+FAILED_SUFFIX = ".failed"
+POLL_SECONDS = 0.2
+
+
+def pending_jobs(directory: str) -> list[str]:
+    """Job names, oldest first (names start with a UTC time stamp)."""
+    return sorted(LocalStore(os.path.join(directory, SPOOL_DIR)).names(JOB_SUFFIX))
+
+
+def process_job(directory: str, job_name: str) -> dict[str, Any]:
+    spool = LocalStore(os.path.join(directory, SPOOL_DIR))
+    job = json.loads(spool.get(job_name))
+    meta: dict[str, Any] = job["metadata"]
+    mode = int(job.get("file_mode", 0o600))
+    store = LocalStore(directory, mode)
+    spool.file_mode = mode
+    session_name = meta["name"] + FORMAT_SUFFIXES["session"]
+    source = spool if job["session_in_spool"] else store
+    session = load_session(source.get(session_name))
+    files = dict(meta["files"])
+    for fmt in job["pending"]:
+        name = meta["name"] + FORMAT_SUFFIXES[fmt]
+        store.put(name, render(session, fmt))
+        files[fmt] = name
+    meta["files"] = files
+    store.put(meta["name"] + METADATA_SUFFIX, dumps(meta))
+    spool.remove(job_name)
+    if job["session_in_spool"]:
+        spool.remove(session_name)
+    return meta
+
+
+def drain(directory: str, should_stop: Any = None) -> int:
+    """Render every pending job; a broken job is set aside (renamed ``.failed``) and named."""
+    done = 0
+    for job_name in pending_jobs(directory):
+        if should_stop is not None and should_stop():
+            break
+        try:
+            process_job(directory, job_name)
+            done += 1
+        except FileNotFoundError:
+            continue  # another renderer took it, or the directory went away
+        except Exception as exc:
+            path = os.path.join(directory, SPOOL_DIR, job_name)
+            print(f"gunicorn-pyinstrument renderer: cannot render {path}: {exc!r}", file=sys.stderr)
+            with contextlib.suppress(OSError):
+                os.replace(path, path + FAILED_SUFFIX)
+    return done
+
+
+def serve(directory: str, parent: int) -> None:
+    """Render jobs as they come; on SIGTERM, or when the master is gone, finish them and exit."""
+    stopping = False
+
+    def on_term(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    with contextlib.suppress(OSError):
+        os.nice(19)
+    while True:
+        drain(directory)
+        if stopping or os.getppid() != parent:
+            drain(directory)
+            return
+        time.sleep(POLL_SECONDS)
+
+
+class RendererProcess:
+    """The master's handle on the renderer: start, restart if it died, stop and wait."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", __name__, "--parent", str(os.getpid()), self.directory],
+            stdin=subprocess.DEVNULL,
+            # Its own session: a Ctrl-C meant for gunicorn must not cut the final drain short.
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def running(self) -> bool:
+        # gunicorn's master may reap this child itself; Popen then reports it as exited.
+        return self._process is not None and self._process.poll() is None
+
+    def ensure_running(self) -> bool:
+        """Restart it if it died; True when it had to be restarted."""
+        if self._process is not None and not self.running():
+            self.start()
+            return True
+        return False
+
+    def stop(self, timeout: float) -> bool:
+        """Ask it to finish the pending jobs; wait up to ``timeout``. True when it is done.
+        If it is not, it goes on alone and exits when the spool is empty."""
+        if self._process is None or not self.running():
+            return True
+        try:
+            self._process.send_signal(signal.SIGTERM)
+        except ProcessLookupError:
+            return True
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running():
+                return True
+            time.sleep(0.05)
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gunicorn_pyinstrument.renderer")
+    parser.add_argument("directory")
+    parser.add_argument("--once", action="store_true", help="render what is pending, then exit")
+    parser.add_argument("--parent", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.once:
+        print(f"rendered {drain(args.directory)} report(s)")
+        return 0
+    serve(args.directory, args.parent if args.parent is not None else os.getppid())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""A report: one profile (a pyinstrument Session) plus the facts that name and describe it.
+
+Everything that turns request data into file names lives here, so the sanitizing rules are in
+one place: a name holds only ``[A-Za-z0-9._-]``, never a separator, never starts with a dot,
+and stays far below file-system name limits whatever the URL was.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .settings import FORMAT_SUFFIXES
+
+METADATA_SUFFIX = ".meta.json"
+METADATA_VERSION = 1
+MAX_PATH_PART = 80
+MAX_METHOD_PART = 16
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_EDGES = "._-"
+
+
+def sanitize_path(path: str) -> str:
+    """A readable, file-system-safe rendering of a URL path (never empty, never a separator)."""
+    safe = _UNSAFE.sub("_", path).strip(_EDGES)
+    safe = safe[:MAX_PATH_PART].rstrip(_EDGES)
+    return safe or "root"
+
+
+def sanitize_method(method: str) -> str:
+    safe = re.sub(r"[^A-Z0-9]", "", method.upper())[:MAX_METHOD_PART]
+    return safe or "X"
+
+
+def utc_stamp(epoch: float) -> str:
+    """Sortable UTC time with microseconds: 20261126T143618.123456Z."""
+    whole = int(epoch)
+    micros = round((epoch - whole) * 1_000_000)
+    if micros >= 1_000_000:
+        whole, micros = whole + 1, micros - 1_000_000
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(whole)) + f".{micros:06d}Z"
+
+
+def iso_time(epoch: float) -> str:
+    stamp = utc_stamp(epoch)
+    return f"{stamp[0:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[9:11]}:{stamp[11:13]}:{stamp[13:]}"
+
+
+@dataclass(frozen=True)
+class WorkerIdentity:
+    """Who wrote a report. ``instance`` is random per worker process, so names never collide
+    across hosts or containers that reuse the same pids."""
+
+    pid: int
+    age: int | None
+    worker_class: str
+    hostname: str
+    instance: str
+
+    @classmethod
+    def current(cls, worker: Any) -> WorkerIdentity:
+        age = getattr(worker, "age", None)
+        return cls(
+            pid=os.getpid(),
+            age=age if isinstance(age, int) else None,
+            worker_class=type(worker).__name__,
+            hostname=socket.gethostname(),
+            instance=secrets.token_hex(3),
+        )
+
+
+@dataclass(frozen=True)
+class RequestFacts:
+    method: str
+    path: str  # percent-decoded, without the query string
+    status: int | None
+    started_at: float  # epoch seconds
+    duration: float  # seconds, from the start of the request hook to the end of its body
+    trigger: str
+
+
+def status_code(status: object) -> int | None:
+    """gunicorn gives WSGI statuses as '200 OK' and ASGI ones as 200."""
+    if isinstance(status, int):
+        return status
+    if isinstance(status, str):
+        head = status.split(" ", 1)[0]
+        if head.isdigit():
+            return int(head)
+    return None
+
+
+@dataclass(frozen=True)
+class Report:
+    name: str
+    facts: RequestFacts
+    worker: WorkerIdentity
+    label: str | None
+    formats: tuple[str, ...]
+    samples: int
+    interval: float
+
+    @staticmethod
+    def make_name(facts: RequestFacts, worker: WorkerIdentity, sequence: int) -> str:
+        millis = round(facts.duration * 1000)
+        return (
+            f"{utc_stamp(facts.started_at)}_{sanitize_method(facts.method)}_{sanitize_path(facts.path)}"
+            f"_{millis}ms_{worker.pid}-{worker.instance}-{sequence}"
+        )
+
+    def filename(self, fmt: str) -> str:
+        return self.name + FORMAT_SUFFIXES[fmt]
+
+    @property
+    def metadata_name(self) -> str:
+        return self.name + METADATA_SUFFIX
+
+    def metadata(self, files: dict[str, str]) -> dict[str, Any]:
+        """The JSON record written beside the report files. No query string, headers or cookies."""
+        return {
+            "version": METADATA_VERSION,
+            "name": self.name,
+            "time": iso_time(self.facts.started_at),
+            "start": self.facts.started_at,
+            "method": self.facts.method,
+            "path": self.facts.path,
+            "status": self.facts.status,
+            "duration": round(self.facts.duration, 6),
+            "trigger": self.facts.trigger,
+            "label": self.label,
+            "hostname": self.worker.hostname,
+            "pid": self.worker.pid,
+            "worker": {
+                "age": self.worker.age,
+                "class": self.worker.worker_class,
+                "instance": self.worker.instance,
+            },
+            "samples": self.samples,
+            "interval": self.interval,
+            "files": files,
+        }

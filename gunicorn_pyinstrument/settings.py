@@ -1,0 +1,387 @@
+"""Every setting, declared once: its variable, parser, default and doc.
+
+The same declarations feed parsing, start-up validation and ``docs/configuration.md``
+(``python -m gunicorn_pyinstrument.settings`` prints it; a test checks the file is current).
+Settings are read once, in the master, when the config module is imported, and the workers
+inherit the parsed values through the fork.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+PREFIX = "GUNICORN_PYINSTRUMENT"
+
+#: Formats a report can be written in, with the file suffix of each.
+FORMAT_SUFFIXES: dict[str, str] = {
+    "session": ".pyisession",
+    "html": ".html",
+    "speedscope": ".speedscope.json",
+    "text": ".txt",
+    "pstats": ".pstats",
+}
+
+TOKEN_HEADER = "X-Pyinstrument-Token"
+_MIN_TOKEN_LENGTH = 16
+
+
+class SettingError(ValueError):
+    """A variable holds a value that is not accepted; the message is one line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Declaration:
+    env: str
+    parse: Callable[[str], Any]
+    default: str | None  # the raw default; None means "unset"
+    accepted: str
+    doc: str
+    secret: bool = False  # never echo the value (in errors or anywhere else)
+
+
+def _declare(
+    suffix: str,
+    parse: Callable[[str], Any],
+    *,
+    default: str | None,
+    accepted: str,
+    doc: str,
+    secret: bool = False,
+) -> Any:
+    env = f"{PREFIX}_{suffix}" if suffix else PREFIX
+    decl = Declaration(env, parse, default, accepted, doc, secret)
+    return dataclasses.field(metadata={"declaration": decl})
+
+
+# --- parsers: each takes the raw string and raises ValueError with a short reason ---
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def parse_bool(raw: str) -> bool:
+    word = raw.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ValueError("not a switch word")
+
+
+def _number(raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ValueError("not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError("not a finite number")
+    return value
+
+
+def parse_interval(raw: str) -> float:
+    value = _number(raw)
+    if not 0 < value <= 1:
+        raise ValueError("out of range")
+    return value
+
+
+def parse_rate(raw: str) -> float:
+    value = _number(raw)
+    if not 0 <= value <= 1:
+        raise ValueError("out of range")
+    return value
+
+
+def parse_duration(raw: str) -> float:
+    value = _number(raw)
+    if value < 0:
+        raise ValueError("negative")
+    return value
+
+
+def parse_formats(raw: str) -> tuple[str, ...]:
+    words = [w.strip().lower() for w in raw.split(",")]
+    if not any(words):
+        raise ValueError("empty list")
+    unknown = [w for w in words if w not in FORMAT_SUFFIXES]
+    if unknown:
+        raise ValueError(f"unknown format {unknown[0]!r}")
+    # Keep the user's order, drop repeats.
+    return tuple(dict.fromkeys(words))
+
+
+def parse_directory(raw: str) -> str:
+    if not raw.strip():
+        raise ValueError("empty path")
+    if "\x00" in raw:
+        raise ValueError("NUL byte in path")
+    # Absolute now, so a worker that changes directory still writes to the same place.
+    return os.path.abspath(os.path.expanduser(raw))
+
+
+def parse_regex(raw: str) -> re.Pattern[str] | None:
+    if not raw:
+        return None
+    try:
+        return re.compile(raw)
+    except re.error as exc:
+        raise ValueError(f"bad regular expression ({exc})") from None
+
+
+def parse_token(raw: str) -> str | None:
+    if not raw:
+        return None
+    if len(raw) < _MIN_TOKEN_LENGTH:
+        raise ValueError("too short")
+    if len(raw) > 256:
+        raise ValueError("too long")
+    if any(not (0x21 <= ord(c) <= 0x7E) for c in raw):
+        raise ValueError("not printable ASCII without spaces")
+    return raw
+
+
+def parse_label(raw: str) -> str | None:
+    if not raw:
+        return None
+    if len(raw) > 200:
+        raise ValueError("longer than 200 characters")
+    if not raw.isprintable():
+        raise ValueError("contains control characters")
+    return raw
+
+
+def parse_file_mode(raw: str) -> int:
+    text = raw.strip().lower().removeprefix("0o")
+    if not re.fullmatch(r"[0-7]{3,4}", text):
+        raise ValueError("not an octal mode")
+    mode = int(text, 8)
+    if mode & ~0o666:
+        raise ValueError("execute or special bits set")
+    if mode & 0o600 != 0o600:
+        raise ValueError("owner must be able to read and write")
+    return mode
+
+
+def parse_queue_size(raw: str) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ValueError("not a whole number") from None
+    if not 1 <= value <= 100_000:
+        raise ValueError("out of range")
+    return value
+
+
+def parse_base_config(raw: str) -> str | None:
+    if not raw:
+        return None
+    if raw.startswith("python:"):
+        module = raw.removeprefix("python:")
+        if not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", module):
+            raise ValueError("not a module name")
+        return raw
+    path = os.path.abspath(os.path.expanduser(raw.removeprefix("file:")))
+    if not os.path.isfile(path):
+        raise ValueError("no such file")
+    return path
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The parsed settings. Build it with :func:`load`."""
+
+    enabled: bool = _declare(
+        "",
+        parse_bool,
+        default="off",
+        accepted="1, true, yes, on, 0, false, no or off",
+        doc="The switch. When off, the config module installs no hook at all: no file is created and "
+        "requests cost nothing.",
+    )
+    dir: str = _declare(
+        "DIR",
+        parse_directory,
+        default="./pyinstrument-reports",
+        accepted="a directory path (created if missing, with mode 0700)",
+        doc="Where reports are written. A relative path is taken from the directory gunicorn starts in. "
+        "Checked (created and tested for writing) at start-up when profiling is on.",
+    )
+    formats: tuple[str, ...] = _declare(
+        "FORMATS",
+        parse_formats,
+        default="session,html",
+        accepted="a comma list of " + ", ".join(FORMAT_SUFFIXES),
+        doc="Formats written for each report. Workers save only the compact session; every other format "
+        "is rendered by a separate low-priority process started by the master, so rendering never costs "
+        "a request. `session` is pyinstrument's `.pyisession`, which the CLI merges and compares.",
+    )
+    interval: float = _declare(
+        "INTERVAL",
+        parse_interval,
+        default="0.001",
+        accepted="seconds, greater than 0 and at most 1",
+        doc="pyinstrument's sampling interval. Larger values make smaller reports; the cost of the "
+        "profiler on each Python call stays the same.",
+    )
+    sample_rate: float = _declare(
+        "SAMPLE_RATE",
+        parse_rate,
+        default="1",
+        accepted="a number from 0 to 1",
+        doc="Fraction of eligible requests that are profiled. Decided before any profiler starts, so a "
+        "request that is not chosen pays nothing.",
+    )
+    min_duration: float = _declare(
+        "MIN_DURATION",
+        parse_duration,
+        default="0",
+        accepted="seconds, 0 or more",
+        doc="Keep a report only when the request took at least this long. Requests triggered with the "
+        "token are always kept.",
+    )
+    include: re.Pattern[str] | None = _declare(
+        "INCLUDE",
+        parse_regex,
+        default=None,
+        accepted="a Python regular expression",
+        doc="Only paths this expression finds (`re.search`, on the percent-decoded path without the query "
+        "string) are eligible. Unset: every path.",
+    )
+    exclude: re.Pattern[str] | None = _declare(
+        "EXCLUDE",
+        parse_regex,
+        default=None,
+        accepted="a Python regular expression",
+        doc="Paths this expression finds are never profiled (except with the token). Unset: none.",
+    )
+    token: str | None = _declare(
+        "TOKEN",
+        parse_token,
+        default=None,
+        accepted=f"at least {_MIN_TOKEN_LENGTH} printable ASCII characters without spaces",
+        doc=f"A secret. A request carrying the header `{TOKEN_HEADER}: <token>` is always profiled, "
+        "whatever the rate and filters (compared in constant time). A missing or wrong token changes "
+        "nothing for that request. The token is never logged or stored.",
+        secret=True,
+    )
+    label: str | None = _declare(
+        "LABEL",
+        parse_label,
+        default=None,
+        accepted="printable text of at most 200 characters",
+        doc="Free text stored with every report (a release, a commit), for comparing later.",
+    )
+    file_mode: int = _declare(
+        "FILE_MODE",
+        parse_file_mode,
+        default="0600",
+        accepted="an octal mode between 0600 and 0666",
+        doc="Permissions of report files. Profiles reveal code paths and timings, so only the owner can "
+        "read them by default; `0640` lets a sidecar in the same group read them (the directory is then "
+        "created group-readable too).",
+    )
+    queue_size: int = _declare(
+        "QUEUE_SIZE",
+        parse_queue_size,
+        default="256",
+        accepted="a whole number from 1 to 100000",
+        doc="How many finished profiles a worker holds while its writer thread saves them. When full, new "
+        "profiles are dropped and counted (logged once a minute), never waited for.",
+    )
+    base_config: str | None = _declare(
+        "BASE_CONFIG",
+        parse_base_config,
+        default=None,
+        accepted="a path to an existing gunicorn config file, or python:module.name",
+        doc="Your own gunicorn config. The plugin's config module loads it (settings and hooks) and chains "
+        "its hooks with the plugin's, so profiling needs no edited file.",
+    )
+
+    @property
+    def rendered_formats(self) -> tuple[str, ...]:
+        """Formats rendered outside the workers (everything but the session)."""
+        return tuple(f for f in self.formats if f != "session")
+
+
+def declarations() -> list[tuple[str, Declaration]]:
+    return [(f.name, f.metadata["declaration"]) for f in dataclasses.fields(Settings)]
+
+
+def _shown(decl: Declaration, raw: str) -> str:
+    return f"<hidden, {len(raw)} characters>" if decl.secret else repr(raw)
+
+
+def load(environ: Mapping[str, str] | None = None) -> Settings:
+    """Parse every setting; raise SettingError (one line) on the first bad value."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for attr, decl in declarations():
+        raw = env.get(decl.env)
+        if raw is None:
+            raw = decl.default
+        if raw is None:
+            values[attr] = decl.parse("")
+            continue
+        try:
+            values[attr] = decl.parse(raw)
+        except ValueError as exc:
+            raise SettingError(
+                f"{decl.env}={_shown(decl, raw)} is not valid ({exc}): expected {decl.accepted}"
+            ) from None
+    return Settings(**values)
+
+
+def prepare_directory(settings: Settings) -> None:
+    """Create the output directory and prove it is writable; SettingError if not."""
+    decl = dict(declarations())["dir"]
+    # Readers of the files (a sidecar in the group) also need to traverse the directory.
+    dir_mode = 0o700
+    if settings.file_mode & 0o040:
+        dir_mode |= 0o050
+    if settings.file_mode & 0o004:
+        dir_mode |= 0o005
+    try:
+        os.makedirs(settings.dir, mode=dir_mode, exist_ok=True)
+        if not os.path.isdir(settings.dir):
+            raise OSError("not a directory")
+        if not os.access(settings.dir, os.W_OK | os.X_OK):
+            raise OSError("not writable")
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise SettingError(
+            f"{decl.env}={settings.dir!r} is not valid (cannot be created or written: {reason}): "
+            f"expected {decl.accepted}"
+        ) from None
+
+
+def render_docs() -> str:
+    """docs/configuration.md, generated from the declarations."""
+    lines = [
+        "# Configuration",
+        "",
+        "<!-- Generated by `make docs` (python -m gunicorn_pyinstrument.settings); do not edit. -->",
+        "",
+        "Every setting is an environment variable, read and validated once by the gunicorn master at "
+        "start-up. A value that is not accepted stops gunicorn with one line naming the variable, the "
+        "value and what is accepted. For the optional text settings (regular expressions, token, label, "
+        "base config) an empty value means unset; for every other setting an empty value is an error.",
+        "",
+        "| variable | default | accepted |",
+        "|---|---|---|",
+    ]
+    for _, decl in declarations():
+        default = "unset" if decl.default is None else f"`{decl.default}`"
+        lines.append(f"| `{decl.env}` | {default} | {decl.accepted} |")
+    lines.append("")
+    for _, decl in declarations():
+        lines += [f"## `{decl.env}`", "", decl.doc, ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render_docs())
