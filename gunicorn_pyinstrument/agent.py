@@ -1,14 +1,19 @@
 """The per-worker profiling agent: selection, capture and hand-over to the writer.
 
-One Agent per worker process, created in post_fork. Per-request state lives in a ContextVar,
-which is per thread under gthread and per task under asyncio, never on the shared worker.
-Every public method guards itself: the agent never raises into gunicorn or the app.
+One Agent per worker process, created in post_worker_init. Two front-ends feed it:
+gunicorn's request hooks (sync, gthread, gevent), which keep the request's state in a ContextVar
+(per thread under gthread, per greenlet under gevent), and the app wrappers in ``wrappers.py``
+(asgi, UvicornWorker, tornado, gevent_pywsgi), which hold it in their own call frame.
+Per-request state is never kept on the shared worker object. Every public method guards itself:
+the agent never raises into gunicorn or the app.
 """
 
 from __future__ import annotations
 
 import itertools
+import threading
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -16,33 +21,48 @@ from typing import Any
 from .engines import Engine, PyinstrumentEngine
 from .engines.pyinstrument import AsyncMode
 from .logs import ThrottledLog, fallback_logger
-from .report import Report, RequestFacts, WorkerIdentity, status_code
+from .processors import merge_repeats
+from .report import OUTCOME_TIMEOUT, Report, RequestFacts, WorkerIdentity, status_code
 from .selection import TOKEN_HEADER_UPPER, TRIGGER_TOKEN, Selector, decoded_path, header_value
 from .settings import Settings
 from .writer import Writer
 
-# Worker classes whose requests share one thread (greenlets, asyncio tasks): only pyinstrument's
-# "strict" mode keeps another request's frames out of a report.
-_CONCURRENT_IN_ONE_THREAD = ("GeventWorker", "ASGIWorker", "UvicornWorker")
+# Worker classes whose concurrent requests share one thread (greenlets, asyncio tasks, tornado
+# coroutines): only pyinstrument's "strict" mode keeps another request's frames out of a report.
+_ONE_THREAD_CONCURRENCY = (
+    "GeventWorker",
+    "GeventPyWSGIWorker",
+    "ASGIWorker",
+    "UvicornWorker",
+    "TornadoWorker",
+)
 FLUSH_SECONDS = 10.0
+#: What worker_abort may spend writing in-flight profiles: gunicorn sends SIGKILL about 1 s
+#: after SIGABRT.
+ABORT_BUDGET_SECONDS = 0.6
 
 
 def async_mode_for(worker: Any) -> AsyncMode:
-    return "strict" if type(worker).__name__ in _CONCURRENT_IN_ONE_THREAD else "disabled"
+    name = type(worker).__name__
+    return "strict" if name in _ONE_THREAD_CONCURRENCY or name.startswith("Uvicorn") else "disabled"
 
 
 @dataclass
-class _Active:
-    req: Any
+class Active:
+    """One request being profiled."""
+
     handle: Any
     started_at: float
     t0: float
     method: str
     path: str
     trigger: str
+    thread: int
+    req: Any = None  # the gunicorn request object, for the hook front-end
+    done: bool = False
 
 
-_active: ContextVar[_Active | None] = ContextVar("gunicorn_pyinstrument_active", default=None)
+_active: ContextVar[Active | None] = ContextVar("gunicorn_pyinstrument_active", default=None)
 
 
 class Agent:
@@ -54,36 +74,38 @@ class Agent:
         self.engine: Engine = engine or PyinstrumentEngine(settings.interval, async_mode_for(worker))
         self.writer = Writer(settings.dir, settings.file_mode, settings.queue_size, self.log)
         self._sequence = itertools.count(1)
+        # Requests being profiled, for worker_abort; dict operations are atomic under the GIL.
+        self._in_flight: dict[int, Active] = {}
+        # False when an app wrapper serves this worker instead of the request hooks.
+        self.hooks_enabled = True
 
-    def request_started(self, req: Any) -> None:
+    # --- the core, shared by every front-end ---
+
+    def begin(self, method: str, path: str, offered_token: Callable[[], str | None]) -> Active | None:
+        """Decide, and start a profiler when chosen. ``path`` is percent-decoded."""
         try:
-            path = decoded_path(getattr(req, "path", "") or "")
-            offered = None
-            if self.selector.token is not None:
-                offered = header_value(getattr(req, "headers", ()) or (), TOKEN_HEADER_UPPER)
+            offered = offered_token() if self.selector.token is not None else None
             trigger = self.selector.decide(path, offered)
             if trigger is None:
-                return
-            stale = _active.get()
-            if stale is not None:  # a request in this context that never reached post_request
-                self.engine.discard(stale.handle)
-                _active.set(None)
-            method = str(getattr(req, "method", "") or "")
+                return None
             handle = self.engine.start(f"{method} {path}")
-            _active.set(_Active(req, handle, time.time(), time.perf_counter(), method, path, trigger))
+            active = Active(
+                handle, time.time(), time.perf_counter(), method, path, trigger, threading.get_ident()
+            )
+            self._in_flight[id(active)] = active
+            return active
         except Exception:
             self.log.error("start", "could not start profiling a request")
+            return None
 
-    def request_finished(self, req: Any, resp: Any) -> None:
-        active = _active.get()
-        if active is None:
-            return
-        _active.set(None)
+    def end(self, active: Active, status: int | None) -> None:
+        """Stop the profiler and hand the profile to the writer (or drop it if too short)."""
         duration = time.perf_counter() - active.t0
+        self._in_flight.pop(id(active), None)
+        if active.done:  # already written by worker_abort
+            return
+        active.done = True
         try:
-            if active.req is not req:
-                self.engine.discard(active.handle)
-                return
             session = self.engine.stop(active.handle)
         except Exception:
             self.engine.discard(active.handle)
@@ -92,36 +114,102 @@ class Agent:
         try:
             if active.trigger != TRIGGER_TOKEN and duration < self.settings.min_duration:
                 return
-            status = status_code(getattr(resp, "status", None)) if resp is not None else None
-            facts = RequestFacts(
-                method=active.method,
-                path=active.path,
-                # No status yet means the app raised before responding: gunicorn answers 500.
-                status=status if status is not None else 500,
-                started_at=active.started_at,
-                duration=duration,
-                trigger=active.trigger,
-            )
-            report = Report(
-                name=Report.make_name(facts, self.identity, next(self._sequence)),
-                facts=facts,
-                worker=self.identity,
-                label=self.settings.label,
-                formats=self.settings.formats,
-                samples=int(getattr(session, "sample_count", 0)),
-                interval=self.settings.interval,
-            )
+            # No status means the app raised before responding: gunicorn answers 500.
+            report = self._report(active, status if status is not None else 500, duration, session)
             self.writer.submit(report, session)
         except Exception:
             self.log.error("report", "could not hand a profile to the writer")
 
+    def _report(
+        self, active: Active, status: int | None, duration: float, session: Any, outcome: str = ""
+    ) -> Report:
+        facts = RequestFacts(
+            method=active.method,
+            path=active.path,
+            status=status,
+            started_at=active.started_at,
+            duration=duration,
+            trigger=active.trigger,
+            outcome=outcome,
+        )
+        return Report(
+            name=Report.make_name(facts, self.identity, next(self._sequence)),
+            facts=facts,
+            worker=self.identity,
+            label=self.settings.label,
+            formats=self.settings.formats,
+            samples=int(getattr(session, "sample_count", 0)),
+            interval=self.settings.interval,
+        )
+
+    # --- front-end: gunicorn's pre_request / post_request hooks ---
+
+    def request_started(self, req: Any) -> None:
+        if not self.hooks_enabled:
+            return
+        stale = _active.get()
+        if stale is not None:  # a request in this context that never reached post_request
+            self._in_flight.pop(id(stale), None)
+            self.engine.discard(stale.handle)
+            _active.set(None)
+        path = decoded_path(str(getattr(req, "path", "") or ""))
+        active = self.begin(
+            str(getattr(req, "method", "") or ""),
+            path,
+            lambda: header_value(getattr(req, "headers", ()) or (), TOKEN_HEADER_UPPER),
+        )
+        if active is not None:
+            active.req = req
+            _active.set(active)
+
+    def request_finished(self, req: Any, resp: Any) -> None:
+        if not self.hooks_enabled:
+            return
+        active = _active.get()
+        if active is None:
+            return
+        _active.set(None)
+        if active.req is not req:
+            self._in_flight.pop(id(active), None)
+            self.engine.discard(active.handle)
+            return
+        self.end(active, status_code(getattr(resp, "status", None)) if resp is not None else None)
+
+    # --- timeouts and exit ---
+
+    def abort(self) -> int:
+        """Write the profile of every in-flight request this thread can stop, now, within a hard
+        budget; marked as a timeout in metadata and file name. Returns how many were written.
+
+        Runs from worker_abort or a SIGABRT handler, on the thread the signal interrupted.
+        """
+        deadline = time.perf_counter() + ABORT_BUDGET_SECONDS
+        written = 0
+        me = threading.get_ident()
+        for active in sorted(self._in_flight.values(), key=lambda a: a.t0):
+            if time.perf_counter() > deadline:
+                self.log.warning("abort-budget", "ran out of time writing timed-out profiles")
+                break
+            if active.done or active.thread != me:
+                continue  # a profiler can only be stopped on its own thread
+            active.done = True
+            self._in_flight.pop(id(active), None)
+            duration = time.perf_counter() - active.t0
+            try:
+                session = self.engine.stop(active.handle)
+                session.frame_records = merge_repeats(session.frame_records)
+                report = self._report(active, None, duration, session, OUTCOME_TIMEOUT)
+                self.writer.write(report, session)  # synchronously: the process dies within a second
+                written += 1
+            except Exception:
+                self.log.error("abort", "could not write the profile of a timed-out request")
+        return written
+
     def close(self, timeout: float = FLUSH_SECONDS) -> None:
-        """Flush the writer; called from worker_exit."""
+        """Flush the writer; called when the worker exits."""
         try:
             if not self.writer.close(timeout):
-                self.log.warning(
-                    "flush", f"writer did not finish within {timeout:g}s; some reports may be lost"
-                )
+                self.log.warning("flush", f"writer did not finish in {timeout:g}s; reports may be lost")
             if self.writer.dropped or self.writer.failed:
                 self.log.warning(
                     "summary",

@@ -8,11 +8,14 @@ hook                          process  what it does
 ``when_ready(server)``        master   starts the renderer process (only when a format other
                                        than ``session`` is configured)
 ``pre_fork(server, worker)``  master   restarts the renderer if it died
-``post_fork(server, worker)`` worker   creates the worker's Agent; imports pyinstrument here,
-                                       in the worker, before gevent would patch threading
+``post_fork(server, worker)`` worker   imports pyinstrument, in the worker, before gevent
+                                       patches threading
+``post_worker_init(worker)``  worker   creates the worker's Agent; wraps the app for workers
+                                       that never call the request hooks (``wrappers.py``)
 ``pre_request(worker, req)``  worker   decides whether to profile; if so starts a profiler
 ``post_request(worker, req,   worker   stops it, hands the session to the writer thread
 environ, resp)``
+``worker_abort(worker)``      worker   on a timeout, writes every in-flight profile at once
 ``worker_exit(server,         worker   flushes the writer (guarded: gunicorn may call this
 worker)``                              hook in the master too)
 ``on_exit(server)``           master   lets the renderer finish pending jobs
@@ -31,23 +34,28 @@ import importlib
 import importlib.util
 import inspect
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from .agent import Agent
+from .engines.pyinstrument import prepare_import
 from .logs import PREFIX, ThrottledLog, fallback_logger
 from .renderer import RendererProcess
 from .settings import SettingError, Settings, load, prepare_directory
+from .wrappers import UNSUPPORTED, WRAP_ASGI, attach
 
 #: Our hooks and the arity gunicorn checks for each.
 HOOK_ARITY: dict[str, int] = {
     "when_ready": 1,
     "pre_fork": 2,
     "post_fork": 2,
+    "post_worker_init": 1,
     "pre_request": 2,
     "post_request": 4,
+    "worker_abort": 1,
     "worker_exit": 2,
     "on_exit": 1,
 }
@@ -127,10 +135,58 @@ def pre_fork(server: Any, worker: Any) -> None:
 
 @_guarded
 def post_fork(server: Any, worker: Any) -> None:
+    _state.renderer = None  # the master's handle means nothing in a worker
     settings = _state.settings
     if settings is not None and settings.enabled:
-        _state.renderer = None  # the master's handle means nothing in a worker
-        _state.agent = Agent(settings, worker)
+        prepare_import()
+
+
+@_guarded
+def post_worker_init(worker: Any) -> None:
+    settings = _state.settings
+    if settings is None or not settings.enabled:
+        return
+    # Created here, after gevent has patched (queues and locks are then of the right kind).
+    agent = _state.agent = Agent(settings, worker)
+    front_end = attach(worker, agent)
+    if front_end == UNSUPPORTED:
+        worker.log.warning(f"{PREFIX}{type(worker).__name__} serves a native tornado app: not profiled")
+    if front_end == WRAP_ASGI:
+        _stand_down_request_hooks(worker)
+        # Neither worker runs worker_abort when its event loop is blocked, and UvicornWorker dies
+        # from SIGABRT or SIGTERM without worker_exit: catch the signals themselves.
+        _run_before_signal(signal.SIGABRT, agent.abort)
+        if not hasattr(worker, "asgi"):
+            _run_before_signal(signal.SIGTERM, agent.close)
+
+
+def _stand_down_request_hooks(worker: Any) -> None:
+    """With the app wrapped, gunicorn's asgi worker need not call our request hooks; resetting
+    an unchained hook to gunicorn's default keeps its keep-alive behaviour unchanged."""
+    settings = getattr(worker.cfg, "settings", {})
+    for name, ours in (("pre_request", pre_request), ("post_request", post_request)):
+        setting = settings.get(name)
+        if setting is not None and setting.get() is ours:
+            setting.set(setting.default)
+
+
+def _run_before_signal(signum: int, action: Callable[[], object]) -> None:
+    """Run ``action`` when the signal arrives, then do what was there before (including dying
+    by the signal, so the master sees the same exit)."""
+    previous = signal.getsignal(signum)
+
+    def handler(sig: int, frame: Any) -> None:
+        try:
+            action()
+        except Exception:
+            fallback_logger().exception(f"{PREFIX}error handling signal {sig}")
+        if callable(previous):
+            previous(sig, frame)
+        elif previous == signal.SIG_DFL:
+            signal.signal(sig, signal.SIG_DFL)
+            os.kill(os.getpid(), sig)
+
+    signal.signal(signum, handler)
 
 
 def pre_request(worker: Any, req: Any) -> None:
@@ -143,6 +199,15 @@ def post_request(worker: Any, req: Any, environ: Any, resp: Any) -> None:
     agent = _state.agent
     if agent is not None:
         agent.request_finished(req, resp)  # guards itself
+
+
+@_guarded
+def worker_abort(worker: Any) -> None:
+    agent = _state.agent
+    if agent is not None:
+        written = agent.abort()
+        if written:
+            worker.log.warning(f"{PREFIX}wrote {written} profile(s) of timed-out request(s)")
 
 
 @_guarded
@@ -165,8 +230,10 @@ OUR_HOOKS: dict[str, Callable[..., None]] = {
     "when_ready": when_ready,
     "pre_fork": pre_fork,
     "post_fork": post_fork,
+    "post_worker_init": post_worker_init,
     "pre_request": pre_request,
     "post_request": post_request,
+    "worker_abort": worker_abort,
     "worker_exit": worker_exit,
     "on_exit": on_exit,
 }

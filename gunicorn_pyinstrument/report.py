@@ -19,6 +19,7 @@ from .settings import FORMAT_SUFFIXES
 
 METADATA_SUFFIX = ".meta.json"
 METADATA_VERSION = 1
+OUTCOME_TIMEOUT = "timeout"
 MAX_PATH_PART = 80
 MAX_METHOD_PART = 16
 
@@ -83,6 +84,7 @@ class RequestFacts:
     started_at: float  # epoch seconds
     duration: float  # seconds, from the start of the request hook to the end of its body
     trigger: str
+    outcome: str = ""  # "" for a finished request, OUTCOME_TIMEOUT when the worker was aborted
 
 
 def status_code(status: object) -> int | None:
@@ -109,9 +111,10 @@ class Report:
     @staticmethod
     def make_name(facts: RequestFacts, worker: WorkerIdentity, sequence: int) -> str:
         millis = round(facts.duration * 1000)
+        marker = f"_{facts.outcome.upper()}" if facts.outcome else ""
         return (
             f"{utc_stamp(facts.started_at)}_{sanitize_method(facts.method)}_{sanitize_path(facts.path)}"
-            f"_{millis}ms_{worker.pid}-{worker.instance}-{sequence}"
+            f"_{millis}ms{marker}_{worker.pid}-{worker.instance}-{sequence}"
         )
 
     def filename(self, fmt: str) -> str:
@@ -133,6 +136,7 @@ class Report:
             "status": self.facts.status,
             "duration": round(self.facts.duration, 6),
             "trigger": self.facts.trigger,
+            "outcome": self.facts.outcome or "complete",
             "label": self.label,
             "hostname": self.worker.hostname,
             "pid": self.worker.pid,

@@ -10,6 +10,8 @@ import sys
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..processors import collapse_out_of_context
+
 if TYPE_CHECKING:
     from pyinstrument.session import Session
 
@@ -24,6 +26,18 @@ def _first_outside_package() -> FrameType | None:
     while frame is not None and frame.f_globals.get("__name__", "").startswith(_PACKAGE):
         frame = frame.f_back
     return frame
+
+
+def prepare_import() -> None:
+    """Import pyinstrument now, in post_fork: before gevent patches threading, so pyinstrument's
+    per-thread state stays per OS thread. If threading was patched already (a config that calls
+    gevent.monkey.patch_all()), point that state back at a real thread-local."""
+    from pyinstrument import stack_sampler
+
+    if type(stack_sampler.thread_locals).__module__.startswith("gevent"):
+        from gevent import monkey
+
+        stack_sampler.thread_locals = monkey.get_original("_thread", "_local")()
 
 
 class PyinstrumentEngine:
@@ -42,6 +56,8 @@ class PyinstrumentEngine:
 
     def stop(self, handle: Any) -> Session:
         session: Session = handle.stop()
+        if self.async_mode == "strict":
+            session.frame_records = collapse_out_of_context(session.frame_records)
         return session
 
     def discard(self, handle: Any) -> None:

@@ -1,0 +1,158 @@
+"""App wrappers for the workers that never call pre_request/post_request.
+
+gevent_pywsgi, tornado and UvicornWorker serve requests without gunicorn's request hooks, and
+gunicorn's own asgi worker gives post_request no status unless access logging is on. For them
+``post_worker_init`` replaces the loaded app (``worker.wsgi`` or ``worker.asgi``) with one of these
+wrappers, which profile each HTTP request through the same Agent. The app itself is unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from .report import status_code
+
+if TYPE_CHECKING:
+    from .agent import Agent
+
+_TOKEN_WSGI = "HTTP_X_PYINSTRUMENT_TOKEN"
+_TOKEN_ASGI = b"x-pyinstrument-token"
+
+
+def _wsgi_path(environ: dict[str, Any]) -> str:
+    # PATH_INFO is already percent-decoded, carried as latin-1 per PEP 3333.
+    raw = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
+    try:
+        return raw.encode("latin-1").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return raw
+
+
+class _ClosingBody:
+    """Passes the body through and ends the profile when the server closes it (PEP 3333),
+    so a streamed body is profiled to its end."""
+
+    def __init__(self, body: Iterable[bytes], on_close: Callable[[], None]) -> None:
+        self._body = body
+        self._on_close: Callable[[], None] | None = on_close
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._body)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            on_close, self._on_close = self._on_close, None
+            if on_close is not None:
+                on_close()
+
+
+class ProfilingWSGI:
+    def __init__(self, app: Callable[..., Any], agent: Agent) -> None:
+        self.app = app
+        self.agent = agent
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        active = self.agent.begin(
+            str(environ.get("REQUEST_METHOD", "")),
+            _wsgi_path(environ),
+            lambda: environ.get(_TOKEN_WSGI),
+        )
+        if active is None:
+            return self.app(environ, start_response)
+        status: list[str] = []
+
+        def recording_start_response(status_line: str, headers: Any, exc_info: Any = None) -> Any:
+            status[:] = [status_line]
+            return start_response(status_line, headers, exc_info)
+
+        def finish() -> None:
+            self.agent.end(active, status_code(status[0]) if status else 500)
+
+        try:
+            body = self.app(environ, recording_start_response)
+        except BaseException:
+            finish()
+            raise
+        return _ClosingBody(body, finish)
+
+
+class ProfilingASGI:
+    """ASGI 3 middleware: profiles ``http`` scopes; lifespan and websocket pass through untouched."""
+
+    def __init__(self, app: Callable[..., Any], agent: Agent) -> None:
+        self.app = app
+        self.agent = agent
+
+    async def __call__(
+        self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]
+    ) -> None:
+        if scope.get("type") != "http":
+            await self.app(scope, receive, send)
+            return
+
+        def token() -> str | None:
+            for name, value in scope.get("headers") or ():
+                if name.lower() == _TOKEN_ASGI:
+                    return bytes(value).decode("latin-1")
+            return None
+
+        # ASGI paths are already percent-decoded.
+        active = self.agent.begin(str(scope.get("method", "")), str(scope.get("path", "")), token)
+        if active is None:
+            await self.app(scope, receive, send)
+            return
+        status: list[int] = []
+
+        async def recording_send(message: dict[str, Any]) -> None:
+            if message.get("type") == "http.response.start":
+                status[:] = [int(message.get("status", 0))]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            # No response started means the app raised: the server answers 500.
+            self.agent.end(active, status[0] if status else 500)
+
+
+#: How each worker class reaches requests: gunicorn's request hooks, or a wrapper around the app.
+HOOKS, WRAP_WSGI, WRAP_ASGI, UNSUPPORTED = "hooks", "wsgi-wrapper", "asgi-wrapper", "unsupported"
+
+
+def front_end_for(worker: Any) -> str:
+    cls = type(worker)
+    if cls.__name__ == "ASGIWorker" or hasattr(worker, "asgi"):
+        return WRAP_ASGI  # gunicorn's asgi worker: status only reaches post_request with access logs on
+    if cls.__module__.startswith(("uvicorn", "uvicorn_worker")):
+        return WRAP_ASGI
+    if cls.__name__ in ("GeventPyWSGIWorker", "TornadoWorker"):
+        if cls.__name__ == "TornadoWorker" and _is_tornado_app(getattr(worker, "wsgi", None)):
+            return UNSUPPORTED  # a native tornado app is no WSGI callable; wrapping would change it
+        return WRAP_WSGI
+    return HOOKS
+
+
+def _is_tornado_app(app: object) -> bool:
+    try:
+        import tornado.web
+        import tornado.wsgi
+    except ImportError:
+        return False
+    return isinstance(app, tornado.web.Application | tornado.wsgi.WSGIContainer)
+
+
+def attach(worker: Any, agent: Agent) -> str:
+    """Connect the agent to the worker's requests; returns the front-end used."""
+    front_end = front_end_for(worker)
+    agent.hooks_enabled = front_end == HOOKS
+    if front_end == WRAP_WSGI:
+        worker.wsgi = ProfilingWSGI(worker.wsgi, agent)
+    elif front_end == WRAP_ASGI:
+        attr = "asgi" if hasattr(worker, "asgi") else "wsgi"
+        setattr(worker, attr, ProfilingASGI(getattr(worker, attr), agent))
+    return front_end
