@@ -263,8 +263,12 @@ def chain(name: str, theirs: Any, ours: Callable[..., None]) -> Callable[..., No
     """One hook that runs both. An exception in theirs does not stop ours; it is re-raised
     afterwards, so gunicorn treats their hook exactly as it would without the plugin."""
     their_hook = _resolve(theirs)
-    # gunicorn accepts post_request with 2, 3 or 4 arguments; call theirs with what it takes.
-    their_arity = _positional_arity(their_hook) if name == "post_request" else HOOK_ARITY[name]
+    # Refuse what gunicorn would refuse. post_request may take 2, 3 or 4 arguments; call theirs
+    # with what it takes.
+    their_arity = _positional_arity(their_hook)
+    accepted = (2, 3, 4) if name == "post_request" else (HOOK_ARITY[name],)
+    if their_arity not in accepted:
+        raise TypeError(f"Invalid value for {name}: Value must have an arity of: {accepted[-1]}")
     ours_first = name in OURS_FIRST
 
     def chained(*args: Any) -> None:
@@ -280,6 +284,7 @@ def chain(name: str, theirs: Any, ours: Callable[..., None]) -> Callable[..., No
     chained.__doc__ = f"gunicorn-pyinstrument's {name} chained with {getattr(their_hook, '__name__', name)}"
     # gunicorn checks the arity with inspect.signature, which reads __signature__.
     chained.__signature__ = inspect.signature(ours)  # type: ignore[attr-defined]
+    chained._gunicorn_pyinstrument = True  # type: ignore[attr-defined]
     return chained
 
 
@@ -299,6 +304,8 @@ def install(namespace: MutableMapping[str, Any], settings: Settings | None = Non
         return []
     for name, ours in OUR_HOOKS.items():
         theirs = namespace.get(name)
+        if theirs is ours or getattr(theirs, "_gunicorn_pyinstrument", False):
+            continue  # installed already (a base config that calls install itself)
         namespace[name] = ours if theirs is None else chain(name, theirs, ours)
     return list(OUR_HOOKS)
 

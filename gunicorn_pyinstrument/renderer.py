@@ -67,10 +67,10 @@ def drain(directory: str, should_stop: Any = None) -> int:
         try:
             process_job(directory, job_name)
             done += 1
-        except FileNotFoundError:
-            continue  # another renderer took it, or the directory went away
         except Exception as exc:
             path = os.path.join(directory, SPOOL_DIR, job_name)
+            if isinstance(exc, FileNotFoundError) and not os.path.exists(path):
+                continue  # another renderer took it, or the directory went away
             print(f"gunicorn-pyinstrument renderer: cannot render {path}: {exc!r}", file=sys.stderr)
             with contextlib.suppress(OSError):
                 os.replace(path, path + FAILED_SUFFIX)

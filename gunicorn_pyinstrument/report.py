@@ -93,7 +93,7 @@ def status_code(status: object) -> int | None:
         return status
     if isinstance(status, str):
         head = status.split(" ", 1)[0]
-        if head.isdigit():
+        if head.isascii() and head.isdigit():
             return int(head)
     return None
 

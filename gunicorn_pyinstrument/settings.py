@@ -15,6 +15,8 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .stores.local import ensure_directory
+
 PREFIX = "GUNICORN_PYINSTRUMENT"
 
 #: Formats a report can be written in, with the file suffix of each.
@@ -32,6 +34,10 @@ _MIN_TOKEN_LENGTH = 16
 
 class SettingError(ValueError):
     """A variable holds a value that is not accepted; the message is one line."""
+
+    def __init__(self, message: str) -> None:
+        # Whatever the value or the parser said, the message stays on one printable line.
+        super().__init__("".join(c if c.isprintable() else ascii(c)[1:-1] for c in message))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -339,20 +345,14 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
 def prepare_directory(settings: Settings) -> None:
     """Create the output directory and prove it is writable; SettingError if not."""
     decl = dict(declarations())["dir"]
-    # Readers of the files (a sidecar in the group) also need to traverse the directory.
-    dir_mode = 0o700
-    if settings.file_mode & 0o040:
-        dir_mode |= 0o050
-    if settings.file_mode & 0o004:
-        dir_mode |= 0o005
     try:
-        os.makedirs(settings.dir, mode=dir_mode, exist_ok=True)
+        ensure_directory(settings.dir, settings.file_mode)
         if not os.path.isdir(settings.dir):
             raise OSError("not a directory")
         if not os.access(settings.dir, os.W_OK | os.X_OK):
             raise OSError("not writable")
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
         raise SettingError(
             f"{decl.env}={settings.dir!r} is not valid (cannot be created or written: {reason}): "
             f"expected {decl.accepted}"

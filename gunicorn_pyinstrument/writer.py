@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from .formats import render
 from .logs import ThrottledLog
 from .report import Report
-from .stores import LocalStore
+from .stores import LocalStore, ensure_directory
 
 if TYPE_CHECKING:
     from pyinstrument.session import Session
@@ -110,7 +110,7 @@ class Writer:
             if exc.errno != errno.ENOENT:
                 raise
             # The directory was removed under us: make it again and retry once.
-            os.makedirs(store.root, mode=0o700, exist_ok=True)
+            ensure_directory(store.root, self.file_mode)
             store.put(name, data)
 
     def close(self, timeout: float) -> bool:

@@ -10,6 +10,25 @@ from collections.abc import Iterator
 TEMP_PREFIX = ".tmp-"
 
 
+def directory_mode(file_mode: int) -> int:
+    """A directory mode that lets whoever may read the files also reach them (a sidecar in the
+    group, with file mode 0640)."""
+    mode = 0o700
+    if file_mode & 0o040:
+        mode |= 0o050
+    if file_mode & 0o004:
+        mode |= 0o005
+    return mode
+
+
+def ensure_directory(path: str, file_mode: int) -> None:
+    """Create the directory (and parents) if missing, with the exact mode whatever the umask."""
+    if os.path.isdir(path):
+        return
+    os.makedirs(path, mode=directory_mode(file_mode), exist_ok=True)
+    os.chmod(path, directory_mode(file_mode))
+
+
 def check_name(name: str) -> str:
     """Refuse anything that could leave the directory or hide as a temporary file."""
     if not name or name != os.path.basename(name) or name in (".", "..") or name.startswith("."):
@@ -31,7 +50,7 @@ class LocalStore:
         """Write to a hidden temporary file, then rename: readers never see half a file, and a
         process killed mid-write leaves only a ``.tmp-`` file that no listing reports."""
         final = self.path(name)
-        temp = os.path.join(self.root, f"{TEMP_PREFIX}{secrets.token_hex(6)}-{name}"[:255])
+        temp = os.path.join(self.root, f"{TEMP_PREFIX}{secrets.token_hex(8)}")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, self.file_mode)
         try:
             os.fchmod(fd, self.file_mode)  # exact mode, whatever the umask

@@ -1,0 +1,344 @@
+"""Settings: parsing, one-line errors, the output directory and the generated docs."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from gunicorn_pyinstrument import settings as S
+from gunicorn_pyinstrument.settings import SettingError, load, prepare_directory
+
+REPO = Path(__file__).resolve().parents[2]
+DECLS = dict(S.declarations())
+ENV = {attr: decl.env for attr, decl in DECLS.items()}
+SWITCH = ENV["enabled"]
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask for one test and restore it afterwards."""
+    old = os.umask(0o022)
+    os.umask(old)
+    yield os.umask
+    os.umask(old)
+
+
+def error_for(env: str, value: str) -> str:
+    with pytest.raises(SettingError) as info:
+        load({env: value})
+    return str(info.value)
+
+
+def assert_one_line(message: str) -> None:
+    assert message, "empty error message"
+    # repr() of the value is always printable, so a control character here can only be a raw one
+    # that breaks the line (or the terminal).
+    assert "\n" not in message and "\r" not in message, f"not one line: {message!r}"
+    assert message.isprintable(), f"control character in: {message!r}"
+
+
+# --- defaults ---
+
+
+def test_defaults():
+    s = load({})
+    assert s.enabled is False
+    assert s.formats == ("session", "html")
+    assert s.rendered_formats == ("html",)
+    assert s.interval == 0.001
+    assert s.sample_rate == 1.0
+    assert s.min_duration == 0.0
+    assert s.include is None and s.exclude is None
+    assert s.token is None and s.label is None and s.base_config is None
+    assert s.file_mode == 0o600
+    assert s.queue_size == 256
+    assert s.dir == os.path.abspath("pyinstrument-reports")
+
+
+def test_load_reads_os_environ_when_no_mapping_given(monkeypatch, tmp_path):
+    monkeypatch.setenv(SWITCH, "on")
+    monkeypatch.setenv(ENV["dir"], str(tmp_path))
+    s = load()
+    assert s.enabled is True and s.dir == str(tmp_path)
+
+
+# --- bad values: one line, names the variable, shows the value, says what is accepted ---
+
+BAD_VALUES: list[tuple[str, str]] = [
+    ("enabled", ""),
+    ("enabled", "maybe"),
+    ("enabled", "2"),
+    ("enabled", "enabled"),
+    ("dir", ""),
+    ("dir", "   "),
+    ("dir", "a\x00b"),
+    ("formats", ""),
+    ("formats", " , "),
+    ("formats", "pdf"),
+    ("formats", "html,flamegraph"),
+    ("formats", "html,"),
+    ("interval", ""),
+    ("interval", "fast"),
+    ("interval", "0"),
+    ("interval", "-0.001"),
+    ("interval", "1.5"),
+    ("interval", "nan"),
+    ("interval", "inf"),
+    ("sample_rate", ""),
+    ("sample_rate", "half"),
+    ("sample_rate", "-0.01"),
+    ("sample_rate", "1.01"),
+    ("sample_rate", "NaN"),
+    ("sample_rate", "50%"),
+    ("min_duration", ""),
+    ("min_duration", "soon"),
+    ("min_duration", "-1"),
+    ("min_duration", "inf"),
+    ("include", "("),
+    ("include", "[a-"),
+    ("include", "*"),
+    ("exclude", "(?P<"),
+    ("exclude", ")"),
+    ("label", "x" * 201),
+    ("label", "line\nbreak"),
+    ("label", "tab\there"),
+    ("file_mode", ""),
+    ("file_mode", "abc"),
+    ("file_mode", "0777"),
+    ("file_mode", "0700"),
+    ("file_mode", "0400"),
+    ("file_mode", "0o1600"),
+    ("file_mode", "0680"),
+    ("file_mode", "60"),
+    ("queue_size", ""),
+    ("queue_size", "0"),
+    ("queue_size", "-5"),
+    ("queue_size", "100001"),
+    ("queue_size", "1.5"),
+    ("queue_size", "lots"),
+    ("base_config", "python:"),
+    ("base_config", "python:1abc"),
+    ("base_config", "python:a..b"),
+    ("base_config", "/definitely/not/here/gunicorn.conf.py"),
+    ("base_config", "file:/definitely/not/here.py"),
+]
+
+
+def test_every_variable_has_bad_value_cases():
+    assert {attr for attr, _ in BAD_VALUES} | {"token"} == set(DECLS)
+
+
+@pytest.mark.parametrize(("attr", "value"), BAD_VALUES, ids=[f"{a}={v!r}"[:40] for a, v in BAD_VALUES])
+def test_bad_value_is_one_line_naming_variable_value_and_accepted(attr, value):
+    decl = DECLS[attr]
+    message = error_for(decl.env, value)
+    assert_one_line(message)
+    assert message.startswith(f"{decl.env}="), message
+    assert repr(value) in message, message
+    assert decl.accepted in message, message
+
+
+BAD_TOKENS = [
+    "s3cr3t-val",  # too short
+    "Q" * 15,  # one short of the minimum
+    "Z9" * 129,  # too long (258)
+    "abcdefgh ijklmnop",  # space
+    "\u00e9tait-un-secret-tres-long",  # non-ASCII
+    "tab\tinside-a-long-token",
+    "line\nbreak-in-a-long-token",
+]
+
+
+@pytest.mark.parametrize("token", BAD_TOKENS)
+def test_bad_token_is_never_echoed(token):
+    decl = DECLS["token"]
+    message = error_for(decl.env, token)
+    assert_one_line(message)
+    assert message.startswith(f"{decl.env}="), message
+    assert f"<hidden, {len(token)} characters>" in message, message
+    assert token not in message and repr(token) not in message
+    assert decl.accepted in message
+
+
+@pytest.mark.parametrize("attr", ["include", "exclude", "token", "label", "base_config"])
+def test_empty_means_unset_for_optional_text(attr):
+    assert getattr(load({DECLS[attr].env: ""}), attr) is None
+
+
+def test_declared_defaults_say_unset_exactly_for_optional_text():
+    assert {a for a, d in DECLS.items() if d.default is None} == {
+        "include",
+        "exclude",
+        "token",
+        "label",
+        "base_config",
+    }
+
+
+# --- accepted values ---
+
+
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [
+        *[(w, True) for w in ["1", "true", "yes", "on", "TRUE", "Yes", "oN", " on "]],
+        *[(w, False) for w in ["0", "false", "no", "off", "FALSE", "No", "OFF", "\toff\n"]],
+    ],
+)
+def test_switch_spellings(word, expected):
+    assert load({SWITCH: word}).enabled is expected
+
+
+def test_formats_dedup_keep_order_and_case_insensitive():
+    s = load({ENV["formats"]: "html, session,HTML,text ,session"})
+    assert s.formats == ("html", "session", "text")
+    assert s.rendered_formats == ("html", "text")
+
+
+def test_every_format_is_accepted():
+    s = load({ENV["formats"]: ",".join(S.FORMAT_SUFFIXES)})
+    assert s.formats == tuple(S.FORMAT_SUFFIXES)
+
+
+@pytest.mark.parametrize(
+    ("raw", "mode"),
+    [("0600", 0o600), ("0640", 0o640), ("0o644", 0o644), ("600", 0o600), ("0666", 0o666), ("0O660", 0o660)],
+)
+def test_file_mode_accepted(raw, mode):
+    assert load({ENV["file_mode"]: raw}).file_mode == mode
+
+
+@pytest.mark.parametrize(
+    ("attr", "raw", "value"),
+    [
+        ("interval", "1", 1.0),
+        ("interval", "0.0001", 0.0001),
+        ("sample_rate", "0", 0.0),
+        ("sample_rate", "0.25", 0.25),
+        ("min_duration", "2.5", 2.5),
+        ("queue_size", "1", 1),
+        ("queue_size", "100000", 100_000),
+        ("label", "release 1.2 (abc123)", "release 1.2 (abc123)"),
+        ("token", "A" * 16, "A" * 16),
+        ("token", "~" * 256, "~" * 256),
+        ("base_config", "python:my_pkg.gunicorn_conf", "python:my_pkg.gunicorn_conf"),
+    ],
+)
+def test_accepted_values(attr, raw, value):
+    assert getattr(load({DECLS[attr].env: raw}), attr) == value
+
+
+def test_regexes_are_compiled():
+    s = load({ENV["include"]: r"^/api/", ENV["exclude"]: r"/health$"})
+    assert s.include is not None and s.include.search("/api/x")
+    assert s.exclude is not None and s.exclude.search("/api/health")
+
+
+def test_base_config_file_is_made_absolute(tmp_path, monkeypatch):
+    (tmp_path / "conf.py").write_text("workers = 1\n")
+    monkeypatch.chdir(tmp_path)
+    assert load({ENV["base_config"]: "conf.py"}).base_config == str(tmp_path / "conf.py")
+    assert load({ENV["base_config"]: "file:conf.py"}).base_config == str(tmp_path / "conf.py")
+
+
+def test_dir_is_made_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load({ENV["dir"]: "reports/x"}).dir == str(tmp_path / "reports" / "x")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert load({ENV["dir"]: "~/prof"}).dir == str(tmp_path / "home" / "prof")
+
+
+# --- prepare_directory ---
+
+
+def _enabled(directory: Path, file_mode: str = "0600") -> S.Settings:
+    return load({SWITCH: "1", ENV["dir"]: str(directory), ENV["file_mode"]: file_mode})
+
+
+@pytest.mark.parametrize(
+    ("file_mode", "dir_mode"), [("0600", 0o700), ("0640", 0o750), ("0660", 0o750), ("0644", 0o755)]
+)
+@pytest.mark.parametrize("mask", [0o022, 0o000])
+def test_prepare_directory_creates_missing_dir_with_mode(tmp_path, umask, file_mode, dir_mode, mask):
+    umask(mask)
+    target = tmp_path / "a" / "b" / "reports"
+    prepare_directory(_enabled(target, file_mode))
+    assert target.is_dir()
+    assert stat.S_IMODE(target.stat().st_mode) == dir_mode
+
+
+def test_prepare_directory_mode_ignores_a_strict_umask(tmp_path, umask):
+    umask(0o077)
+    target = tmp_path / "reports"
+    prepare_directory(_enabled(target, "0640"))
+    assert stat.S_IMODE(target.stat().st_mode) == 0o750
+
+
+def test_prepare_directory_accepts_existing_dir(tmp_path):
+    prepare_directory(_enabled(tmp_path))
+    assert tmp_path.is_dir()
+
+
+@pytest.mark.parametrize("where", ["under_file", "is_file"])
+def test_prepare_directory_refuses_a_path_through_a_regular_file(tmp_path, where):
+    regular = tmp_path / "plain.txt"
+    regular.write_text("x")
+    target = regular / "reports" if where == "under_file" else regular
+    with pytest.raises(SettingError) as info:
+        prepare_directory(_enabled(target))
+    message = str(info.value)
+    assert_one_line(message)
+    assert message.startswith(f"{ENV['dir']}={str(target)!r}")
+    assert DECLS["dir"].accepted in message
+
+
+# --- docs generated from the declarations ---
+
+
+def test_docs_are_generated_from_declarations():
+    on_disk = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert on_disk == S.render_docs(), "docs/configuration.md is out of date: run `make docs`"
+
+
+def test_every_declaration_is_prefixed_unique_and_documented():
+    docs = S.render_docs()
+    envs = [d.env for d in DECLS.values()]
+    assert len(set(envs)) == len(envs)
+    for env in envs:
+        assert env == S.PREFIX or env.startswith(S.PREFIX + "_"), env
+        assert f"| `{env}` |" in docs, f"{env} missing from the table"
+        assert f"## `{env}`" in docs, f"{env} has no section"
+
+
+def test_only_the_token_is_secret():
+    assert [a for a, d in DECLS.items() if d.secret] == ["token"]
+
+
+# --- property: any text either parses or gives a one-line SettingError ---
+
+ANY_TEXT = st.text(st.characters(exclude_categories=()), max_size=300)
+
+
+@pytest.mark.parametrize("attr", list(DECLS))
+@given(value=ANY_TEXT)
+@example(value="(?\n)")
+@example(value="(?<\r)")
+@example(value="~\x00")
+@example(value="\udcff")
+def test_any_text_parses_or_gives_one_line_setting_error(attr, value):
+    env = DECLS[attr].env
+    try:
+        settings = load({env: value})
+    except SettingError as exc:
+        message = str(exc)
+        assert_one_line(message)
+        assert message.startswith(f"{env}=")
+        if DECLS[attr].secret:
+            assert message.startswith(f"{env}=<hidden, {len(value)} characters> is not valid (")
+    else:
+        assert isinstance(settings, S.Settings)
