@@ -72,6 +72,7 @@ class _State:
     settings: Settings | None = None
     agent: Agent | None = None
     renderer: RendererProcess | None = None
+    master_log: ThrottledLog | None = None
 
 
 _state = _State()
@@ -130,7 +131,9 @@ def when_ready(server: Any) -> None:
 def pre_fork(server: Any, worker: Any) -> None:
     renderer = _state.renderer
     if renderer is not None and renderer.ensure_running():
-        ThrottledLog(server.log).warning("renderer", "the renderer process had stopped; restarted it")
+        if _state.master_log is None:
+            _state.master_log = ThrottledLog(server.log)
+        _state.master_log.warning("renderer", "the renderer process had stopped; restarted it")
 
 
 @_guarded

@@ -14,11 +14,13 @@ Record = tuple[list[str], float]
 
 
 def collapse_out_of_context(records: Sequence[Any]) -> list[Record]:
-    """Move time spent switched out under the request's own root.
+    """Move time spent switched out to the root of the request's own tree.
 
-    In strict async mode pyinstrument records time a request spent switched out as the stack of
-    whatever greenlet or task it noticed the switch in, plus ``[out-of-context]``. That foreign
-    stack names another request's functions; keep only the request's root and the marker.
+    In strict async mode pyinstrument records time a greenlet spent switched out as the stack of
+    whatever other greenlet it noticed the switch in, plus ``[out-of-context]``. That foreign stack
+    names another request's functions, so keep only the request's root and the marker. (The stack
+    last sampled before the switch is no better: it may be up to one interval older than the
+    switch, and would charge waiting time to a CPU-bound function.)
     """
     own_root: str | None = None
     for stack, _ in records:
@@ -28,8 +30,7 @@ def collapse_out_of_context(records: Sequence[Any]) -> list[Record]:
     result: list[Record] = []
     for stack, seconds in records:
         if stack and stack[-1] == OUT_OF_CONTEXT:
-            root = own_root if own_root is not None else stack[0]
-            stack = [root, OUT_OF_CONTEXT] if root != OUT_OF_CONTEXT else [OUT_OF_CONTEXT]
+            stack = [own_root, OUT_OF_CONTEXT] if own_root is not None else [OUT_OF_CONTEXT]
         result.append((list(stack), seconds))
     return result
 
