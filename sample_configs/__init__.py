@@ -1,0 +1,1 @@
+"""Sample apps and configs for gunicorn-pyinstrument (not part of the installed package)."""
