@@ -41,11 +41,13 @@ from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from .agent import Agent
+from .continuous import WorkerProfiler
 from .engines.pyinstrument import prepare_import
 from .logs import PREFIX, ThrottledLog, fallback_logger
 from .renderer import RendererProcess
 from .settings import SettingError, Settings, load, prepare_directory
-from .wrappers import UNSUPPORTED, WRAP_ASGI, attach
+from .wrappers import UNSUPPORTED, WRAP_ASGI, attach, front_end_for
+from .writer import Writer
 
 #: Our hooks and the arity gunicorn checks for each.
 HOOK_ARITY: dict[str, int] = {
@@ -70,7 +72,8 @@ RENDERER_STOP_SECONDS = 10.0
 
 class _State:
     settings: Settings | None = None
-    agent: Agent | None = None
+    agent: Agent | None = None  # request mode, in a worker
+    window: WorkerProfiler | None = None  # worker mode, in a worker
     renderer: RendererProcess | None = None
     master_log: ThrottledLog | None = None
 
@@ -121,10 +124,12 @@ def when_ready(server: Any) -> None:
     if settings.rendered_formats:
         _state.renderer = RendererProcess(settings.dir)
         _state.renderer.start()
-    server.log.info(
-        f"{PREFIX}profiling requests into {settings.dir} as {','.join(settings.formats)} "
-        f"(sample rate {settings.sample_rate:g})"
+    what = (
+        f"whole workers, a window every {settings.flush_interval:g}s"
+        if settings.mode == "worker"
+        else f"requests (sample rate {settings.sample_rate:g})"
     )
+    server.log.info(f"{PREFIX}profiling {what} into {settings.dir} as {','.join(settings.formats)}")
 
 
 @_guarded
@@ -150,6 +155,13 @@ def post_worker_init(worker: Any) -> None:
     if settings is None or not settings.enabled:
         return
     # Created here, after gevent has patched (queues and locks are then of the right kind).
+    if settings.mode == "worker":
+        _start_worker_mode(worker, settings)
+    else:
+        _start_request_mode(worker, settings)
+
+
+def _start_request_mode(worker: Any, settings: Settings) -> None:
     agent = _state.agent = Agent(settings, worker)
     front_end = attach(worker, agent)
     if front_end == UNSUPPORTED:
@@ -161,6 +173,26 @@ def post_worker_init(worker: Any) -> None:
         _run_before_signal(signal.SIGABRT, agent.abort)
         if not hasattr(worker, "asgi"):
             _run_before_signal(signal.SIGTERM, agent.close)
+
+
+def _start_worker_mode(worker: Any, settings: Settings) -> None:
+    log = ThrottledLog(worker.log)
+    writer = Writer(settings.dir, settings.file_mode, settings.queue_size, log)
+    window = _state.window = WorkerProfiler(settings, worker, writer, log)
+    window.tick()  # opens the first window when the gate is open
+    heartbeat = worker.notify
+
+    def notify() -> None:
+        heartbeat()
+        window.tick()
+
+    worker.notify = notify
+    if not window.per_request:
+        _stand_down_request_hooks(worker)
+    if front_end_for(worker) == WRAP_ASGI:
+        _run_before_signal(signal.SIGABRT, window.abort)
+        if not hasattr(worker, "asgi"):
+            _run_before_signal(signal.SIGTERM, window.close)
 
 
 def _stand_down_request_hooks(worker: Any) -> None:
@@ -196,16 +228,22 @@ def pre_request(worker: Any, req: Any) -> None:
     agent = _state.agent
     if agent is not None:
         agent.request_started(req)  # guards itself
+    elif _state.window is not None:
+        _state.window.request_started()  # guards itself
 
 
 def post_request(worker: Any, req: Any, environ: Any, resp: Any) -> None:
     agent = _state.agent
     if agent is not None:
         agent.request_finished(req, resp)  # guards itself
+    elif _state.window is not None:
+        _state.window.request_finished()  # guards itself
 
 
 @_guarded
 def worker_abort(worker: Any) -> None:
+    if _state.window is not None:
+        _state.window.abort()
     agent = _state.agent
     if agent is not None:
         written = agent.abort()
@@ -215,9 +253,12 @@ def worker_abort(worker: Any) -> None:
 
 @_guarded
 def worker_exit(server: Any, worker: Any) -> None:
-    agent = _state.agent
-    if agent is not None and os.getpid() == getattr(worker, "pid", None):
-        agent.close()
+    if os.getpid() != getattr(worker, "pid", None):
+        return  # gunicorn may call this hook in the master too
+    if _state.window is not None:
+        _state.window.close()
+    if _state.agent is not None:
+        _state.agent.close()
 
 
 @_guarded

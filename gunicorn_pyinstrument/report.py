@@ -87,6 +87,18 @@ class RequestFacts:
     outcome: str = ""  # "" for a finished request, OUTCOME_TIMEOUT when the worker was aborted
 
 
+@dataclass(frozen=True)
+class WindowFacts:
+    """A per-worker window: everything one worker ran from ``started_at`` for ``duration``."""
+
+    started_at: float
+    duration: float
+
+
+KIND_REQUEST = "request"
+KIND_WORKER = "worker"
+
+
 def status_code(status: object) -> int | None:
     """gunicorn gives WSGI statuses as '200 OK' and ASGI ones as 200."""
     if isinstance(status, int):
@@ -101,7 +113,7 @@ def status_code(status: object) -> int | None:
 @dataclass(frozen=True)
 class Report:
     name: str
-    facts: RequestFacts
+    facts: RequestFacts | WindowFacts
     worker: WorkerIdentity
     label: str | None
     formats: tuple[str, ...]
@@ -109,13 +121,19 @@ class Report:
     interval: float
 
     @staticmethod
-    def make_name(facts: RequestFacts, worker: WorkerIdentity, sequence: int) -> str:
+    def make_name(facts: RequestFacts | WindowFacts, worker: WorkerIdentity, sequence: int) -> str:
         millis = round(facts.duration * 1000)
-        marker = f"_{facts.outcome.upper()}" if facts.outcome else ""
-        return (
-            f"{utc_stamp(facts.started_at)}_{sanitize_method(facts.method)}_{sanitize_path(facts.path)}"
-            f"_{millis}ms{marker}_{worker.pid}-{worker.instance}-{sequence}"
-        )
+        if isinstance(facts, WindowFacts):
+            what, marker = "WORKER_window", ""
+        else:
+            what = f"{sanitize_method(facts.method)}_{sanitize_path(facts.path)}"
+            marker = f"_{facts.outcome.upper()}" if facts.outcome else ""
+        who = f"{worker.pid}-{worker.instance}-{sequence}"
+        return f"{utc_stamp(facts.started_at)}_{what}_{millis}ms{marker}_{who}"
+
+    @property
+    def kind(self) -> str:
+        return KIND_WORKER if isinstance(self.facts, WindowFacts) else KIND_REQUEST
 
     def filename(self, fmt: str) -> str:
         return self.name + FORMAT_SUFFIXES[fmt]
@@ -125,18 +143,23 @@ class Report:
         return self.name + METADATA_SUFFIX
 
     def metadata(self, files: dict[str, str]) -> dict[str, Any]:
-        """The JSON record written beside the report files. No query string, headers or cookies."""
+        """The JSON record written beside the report files. No query string, headers or cookies.
+        Request and worker reports have the same keys; what a window has no value for is null."""
+        facts = self.facts
+        request = facts if isinstance(facts, RequestFacts) else None
         return {
             "version": METADATA_VERSION,
+            "kind": self.kind,
             "name": self.name,
-            "time": iso_time(self.facts.started_at),
-            "start": self.facts.started_at,
-            "method": self.facts.method,
-            "path": self.facts.path,
-            "status": self.facts.status,
-            "duration": round(self.facts.duration, 6),
-            "trigger": self.facts.trigger,
-            "outcome": self.facts.outcome or "complete",
+            "time": iso_time(facts.started_at),
+            "start": facts.started_at,
+            "end": round(facts.started_at + facts.duration, 6),
+            "method": request.method if request else None,
+            "path": request.path if request else None,
+            "status": request.status if request else None,
+            "duration": round(facts.duration, 6),
+            "trigger": request.trigger if request else KIND_WORKER,
+            "outcome": (request.outcome if request else "") or "complete",
             "label": self.label,
             "hostname": self.worker.hostname,
             "pid": self.worker.pid,

@@ -7,13 +7,15 @@ that is not chosen costs a regex search and a random number at most.
 from __future__ import annotations
 
 import hmac
+import os
 import random
 import re
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-from .settings import TOKEN_HEADER, Settings
+from .settings import TOKEN_HEADER, Schedule, Settings
 
 #: Why a request was profiled; stored in its metadata.
 TRIGGER_TOKEN = "token"
@@ -35,6 +37,47 @@ def header_value(headers: Iterable[tuple[str, str]], name_upper: str) -> str | N
     return None
 
 
+CONTROL_CHECK_SECONDS = 1.0
+
+
+class Gate:
+    """Is profiling switched on right now: the control file (the runtime switch) and the schedule.
+
+    The file's existence is looked up at most once per CONTROL_CHECK_SECONDS, whatever the request
+    rate; in between, the answer costs a clock read."""
+
+    def __init__(
+        self,
+        schedule: Schedule | None = None,
+        control_file: str | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        exists: Callable[[str], bool] = os.path.exists,
+    ) -> None:
+        self.schedule = schedule
+        self.control_file = control_file
+        self._clock = clock
+        self._monotonic = monotonic
+        self._exists = exists
+        self._next_check = float("-inf")
+        self._switched_on = control_file is None
+
+    def switched_on(self) -> bool:
+        if self.control_file is None:
+            return True
+        now = self._monotonic()
+        if now >= self._next_check:
+            self._next_check = now + CONTROL_CHECK_SECONDS
+            self._switched_on = self._exists(self.control_file)
+        return self._switched_on
+
+    def in_window(self) -> bool:
+        return self.schedule is None or self.schedule.active(self._clock())
+
+    def is_open(self) -> bool:
+        return self.switched_on() and self.in_window()
+
+
 @dataclass(frozen=True)
 class Selector:
     rate: float
@@ -42,11 +85,13 @@ class Selector:
     exclude: re.Pattern[str] | None = None
     token: bytes | None = None
     random: Callable[[], float] = field(default=random.random, compare=False)
+    gate: Gate = field(default_factory=Gate, compare=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Selector:
         token = settings.token.encode("ascii") if settings.token else None
-        return cls(settings.sample_rate, settings.include, settings.exclude, token)
+        gate = Gate(settings.schedule, settings.control_file)
+        return cls(settings.sample_rate, settings.include, settings.exclude, token, gate=gate)
 
     def token_matches(self, offered: str | None) -> bool:
         if self.token is None or offered is None:
@@ -58,10 +103,14 @@ class Selector:
         """A trigger (TRIGGER_TOKEN or TRIGGER_SAMPLE) when the request is to be profiled, else None.
 
         ``offered_token`` is the request's token header, looked up by the caller only when a token
-        is configured (header lists are built lazily on some workers)."""
+        is configured (header lists are built lazily on some workers).
+        The control file switches everything off, the token included; the schedule does not
+        apply to the token."""
+        if not self.gate.switched_on():
+            return None
         if self.token is not None and self.token_matches(offered_token):
             return TRIGGER_TOKEN
-        if self.rate <= 0:
+        if self.rate <= 0 or not self.gate.in_window():
             return None
         if self.include is not None and not self.include.search(path):
             return None

@@ -183,6 +183,72 @@ def parse_queue_size(raw: str) -> int:
     return value
 
 
+MODES = ("request", "worker")
+
+
+def parse_mode(raw: str) -> str:
+    word = raw.strip().lower()
+    if word not in MODES:
+        raise ValueError("unknown mode")
+    return word
+
+
+def parse_flush_interval(raw: str) -> float:
+    value = _number(raw)
+    if not 1 <= value <= 86_400:
+        raise ValueError("out of range")
+    return value
+
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_span(text: str) -> float:
+    """``30s``, ``10m``, ``1.5h``, ``500ms``; a bare number is seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", text)
+    if not match:
+        raise ValueError(f"bad duration {text.strip()!r}")
+    value = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    if value <= 0:
+        raise ValueError(f"duration {text.strip()!r} is not positive")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """Profile for ``duration`` seconds at the start of every ``period``, aligned to the epoch so
+    that every worker and every host profile the same windows."""
+
+    duration: float
+    period: float
+
+    def active(self, now: float) -> bool:
+        return now % self.period < self.duration
+
+    def __str__(self) -> str:
+        return f"{self.duration:g}s/{self.period:g}s"
+
+
+def parse_schedule(raw: str) -> Schedule | None:
+    if not raw:
+        return None
+    parts = raw.split("/")
+    if len(parts) != 2:
+        raise ValueError("not DURATION/PERIOD")
+    duration, period = parse_span(parts[0]), parse_span(parts[1])
+    if duration > period:
+        raise ValueError("duration longer than period")
+    return Schedule(duration, period)
+
+
+def parse_control_file(raw: str) -> str | None:
+    if not raw:
+        return None
+    if "\x00" in raw:
+        raise ValueError("NUL byte in path")
+    return os.path.abspath(os.path.expanduser(raw))
+
+
 def parse_base_config(raw: str) -> str | None:
     if not raw:
         return None
@@ -299,6 +365,44 @@ class Settings:
         doc="How many finished profiles a worker holds while its writer thread saves them. When full, new "
         "profiles are dropped and counted (logged once a minute), never waited for.",
     )
+    mode: str = _declare(
+        "MODE",
+        parse_mode,
+        default="request",
+        accepted="request or worker",
+        doc="`request`: one report per profiled request. `worker`: each worker profiles continuously and "
+        "writes one report per window (every `GUNICORN_PYINSTRUMENT_FLUSH_INTERVAL` seconds and at exit), "
+        "aggregated by call stack so memory stays bounded whatever the uptime. In worker mode the rate, "
+        "filters, minimum duration and token do not apply: everything the worker runs is profiled.",
+    )
+    flush_interval: float = _declare(
+        "FLUSH_INTERVAL",
+        parse_flush_interval,
+        default="60",
+        accepted="seconds, from 1 to 86400",
+        doc="Worker mode: how often each worker writes its window report and starts afresh. Windows close "
+        "on the worker's heartbeat, so an idle sync worker closes them within `--timeout`/2 seconds.",
+    )
+    schedule: Schedule | None = _declare(
+        "SCHEDULE",
+        parse_schedule,
+        default=None,
+        accepted="DURATION/PERIOD with units ms, s, m or h (for example 30s/10m)",
+        doc="Profile only for DURATION at the start of every PERIOD, aligned to the clock so that every "
+        "worker and host profile the same windows (`30s/10m`: from :00:00 to :00:30, :10:00 to :10:30, ...). "
+        "Outside a window nothing is started and nothing costs. In request mode it gates sampled requests "
+        "(the token still works); in worker mode it starts and stops the worker profiler. Unset: always.",
+    )
+    control_file: str | None = _declare(
+        "CONTROL_FILE",
+        parse_control_file,
+        default=None,
+        accepted="a file path",
+        doc="A runtime switch: when set, profiling runs only while this file exists, so `touch` and `rm` "
+        "switch a running server on and off without a restart (checked at most about once a second, on "
+        "the worker's own clock, never with a system call per request). It overrides everything, the "
+        "token included. The server must start with `GUNICORN_PYINSTRUMENT=1` for the hooks to be there.",
+    )
     base_config: str | None = _declare(
         "BASE_CONFIG",
         parse_base_config,
@@ -368,8 +472,9 @@ def render_docs() -> str:
         "",
         "Every setting is an environment variable, read and validated once by the gunicorn master at "
         "start-up. A value that is not accepted stops gunicorn with one line naming the variable, the "
-        "value and what is accepted. For the optional text settings (regular expressions, token, label, "
-        "base config) an empty value means unset; for every other setting an empty value is an error.",
+        "value and what is accepted. For the optional settings (regular expressions, token, label, schedule, "
+        "control file, base config) an empty value means unset; for every other setting an empty value is "
+        "an error.",
         "",
         "| variable | default | accepted |",
         "|---|---|---|",

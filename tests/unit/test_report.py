@@ -19,6 +19,7 @@ from gunicorn_pyinstrument.report import (
     OUTCOME_TIMEOUT,
     Report,
     RequestFacts,
+    WindowFacts,
     WorkerIdentity,
     iso_time,
     sanitize_method,
@@ -251,9 +252,11 @@ def test_metadata_has_the_documented_keys_and_no_request_details():
     meta = report.metadata(files)
     assert set(meta) == {
         "version",
+        "kind",
         "name",
         "time",
         "start",
+        "end",
         "method",
         "path",
         "status",
@@ -276,8 +279,24 @@ def test_metadata_has_the_documented_keys_and_no_request_details():
     assert meta["duration"] == 0.123457
     assert meta["time"] == iso_time(f.started_at) and meta["start"] == f.started_at
     assert meta["outcome"] == "complete"
+    assert meta["kind"] == "request"
+    assert meta["end"] == round(f.started_at + f.duration, 6)
     assert report.filename("html") == report.name + ".html"
     assert report.metadata_name == report.name + ".meta.json"
     text = json.dumps(meta)  # JSON-serializable as is
     assert "?" not in text and "query" not in text and "header" not in text.lower()
     assert "cookie" not in text.lower()
+
+
+def test_window_reports_have_the_same_keys_with_nulls_for_request_details():
+    window = WindowFacts(started_at=1_795_000_000.25, duration=60.0)
+    request = facts(path="/search", duration=0.1)
+    kwargs = {"worker": identity(), "label": None, "formats": ("session",), "samples": 5, "interval": 0.001}
+    w = Report(name=Report.make_name(window, identity(), 1), facts=window, **kwargs)
+    r = Report(name=Report.make_name(request, identity(), 2), facts=request, **kwargs)
+    meta = w.metadata({})
+    assert set(meta) == set(r.metadata({}))
+    assert meta["kind"] == "worker" and meta["trigger"] == "worker"
+    assert meta["method"] is None and meta["path"] is None and meta["status"] is None
+    assert meta["end"] == 1_795_000_060.25
+    assert "_WORKER_window_60000ms_" in w.name

@@ -70,6 +70,15 @@ def test_load_reads_os_environ_when_no_mapping_given(monkeypatch, tmp_path):
 # --- bad values: one line, names the variable, shows the value, says what is accepted ---
 
 BAD_VALUES: list[tuple[str, str]] = [
+    ("mode", ""),
+    ("mode", "thread"),
+    ("flush_interval", "0"),
+    ("flush_interval", "soon"),
+    ("schedule", "30s"),
+    ("schedule", "10m/30s"),
+    ("schedule", "0s/1m"),
+    ("schedule", "30x/10m"),
+    ("control_file", "/tmp/a\x00b"),
     ("enabled", ""),
     ("enabled", "maybe"),
     ("enabled", "2"),
@@ -165,7 +174,9 @@ def test_bad_token_is_never_echoed(token):
     assert decl.accepted in message
 
 
-@pytest.mark.parametrize("attr", ["include", "exclude", "token", "label", "base_config"])
+@pytest.mark.parametrize(
+    "attr", ["include", "exclude", "token", "label", "base_config", "schedule", "control_file"]
+)
 def test_empty_means_unset_for_optional_text(attr):
     assert getattr(load({DECLS[attr].env: ""}), attr) is None
 
@@ -177,6 +188,8 @@ def test_declared_defaults_say_unset_exactly_for_optional_text():
         "token",
         "label",
         "base_config",
+        "schedule",
+        "control_file",
     }
 
 

@@ -1,0 +1,172 @@
+"""Per-worker mode: each worker profiles everything it runs, one report per window.
+
+Where the capture happens depends on the worker's threads:
+
+* sync, gevent, gevent_pywsgi, tornado, asgi, UvicornWorker run every request on the worker's
+  main thread (as greenlets or tasks where concurrent), so one pyinstrument profiler started on
+  that thread in post_worker_init sees all of them (``async_mode="disabled"``: no context
+  filtering). It is stopped and restarted every few seconds (a *segment*) and each segment is
+  folded into the window's :class:`StackAggregate`, so memory is bounded by the distinct call
+  stacks, not by the window's length.
+* gthread runs requests on pool threads, which a main-thread profiler never sees; there each
+  request is captured on its own thread (started in pre_request, stopped in post_request) and
+  folded into the same window.
+
+Windows and segments turn over on the worker's heartbeat (``worker.notify``, wrapped in
+post_worker_init), which every worker class calls on the thread the profiler runs on: at least
+every ``--timeout``/2 seconds when idle, and between requests when busy. That is also where the
+schedule and the control file are checked.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from contextvars import ContextVar
+from typing import Any
+
+from .aggregate import StackAggregate, worker_root
+from .logs import ThrottledLog
+from .report import Report, WindowFacts, WorkerIdentity
+from .selection import Gate
+from .settings import Settings
+from .writer import Writer
+
+SEGMENT_SECONDS = 5.0
+
+_request_profiler: ContextVar[Any] = ContextVar("gunicorn_pyinstrument_window_request", default=None)
+
+
+class WorkerProfiler:
+    def __init__(self, settings: Settings, worker: Any, writer: Writer, log: ThrottledLog) -> None:
+        from pyinstrument import Profiler
+
+        self._profiler_class = Profiler
+        self.settings = settings
+        self.writer = writer
+        self.log = log
+        self.identity = WorkerIdentity.current(worker)
+        self.gate = Gate(settings.schedule, settings.control_file)
+        # gthread: requests on pool threads, captured one by one; else one main-thread profiler.
+        self.per_request = type(worker).__name__ == "ThreadWorker"
+        self.windows_written = 0
+        self._sequence = itertools.count(1)
+        self._lock = threading.Lock()  # the aggregate is fed from pool threads under gthread
+        self._aggregate = StackAggregate(worker_root(self.identity.pid))
+        self._window_started: float | None = None  # epoch; None: no window open
+        self._window_t0 = 0.0
+        self._segment: Any = None
+        self._segment_t0 = 0.0
+
+    @property
+    def window_open(self) -> bool:
+        return self._window_started is not None
+
+    # --- on the worker's main thread ---
+
+    def tick(self) -> None:
+        """Called on every heartbeat: turn segments and windows over, follow the gate."""
+        try:
+            now = time.monotonic()
+            is_open = self.gate.is_open()
+            if self.window_open:
+                if not is_open or now - self._window_t0 >= self.settings.flush_interval:
+                    self.flush(reopen=is_open)
+                elif self._segment is not None and now - self._segment_t0 >= SEGMENT_SECONDS:
+                    self._end_segment()
+                    self._start_segment()
+            elif is_open:
+                self._open_window()
+        except Exception:
+            self.log.error("window", "could not turn the worker profile over")
+
+    def _open_window(self) -> None:
+        self._window_started = time.time()
+        self._window_t0 = time.monotonic()
+        if not self.per_request:
+            self._start_segment()
+
+    def _start_segment(self) -> None:
+        profiler = self._profiler_class(interval=self.settings.interval, async_mode="disabled")
+        profiler.start(target_description=f"worker {self.identity.pid}")
+        self._segment, self._segment_t0 = profiler, time.monotonic()
+
+    def _end_segment(self) -> None:
+        profiler, self._segment = self._segment, None
+        if profiler is not None:
+            self._fold(profiler.stop())
+
+    def _fold(self, session: Any) -> None:
+        with self._lock:
+            self._aggregate.add(session)
+
+    def flush(self, reopen: bool, now: bool = False) -> None:
+        """Close the window: write its report (if it saw anything) and start afresh.
+        ``now``: write it on this thread instead of queueing it (the worker is about to die)."""
+        if not self.window_open:
+            return
+        self._end_segment()
+        started = self._window_started or time.time()
+        duration = time.monotonic() - self._window_t0
+        with self._lock:
+            aggregate = self._aggregate
+            self._aggregate = StackAggregate(worker_root(self.identity.pid))
+        self._window_started = None
+        if aggregate.samples:
+            session = aggregate.to_session(started, duration, f"worker {self.identity.pid} window")
+            facts = WindowFacts(started_at=started, duration=duration)
+            report = Report(
+                name=Report.make_name(facts, self.identity, next(self._sequence)),
+                facts=facts,
+                worker=self.identity,
+                label=self.settings.label,
+                formats=self.settings.formats,
+                samples=aggregate.samples,
+                interval=self.settings.interval,
+            )
+            if now:
+                self.writer.write(report, session)
+                self.windows_written += 1
+            elif self.writer.submit(report, session):
+                self.windows_written += 1
+        if reopen:
+            self._open_window()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """At worker exit: the last window, then the writer."""
+        try:
+            self.flush(reopen=False)
+            if not self.writer.close(timeout):
+                self.log.warning("flush", f"writer did not finish in {timeout:g}s; reports may be lost")
+        except Exception:
+            self.log.error("window", "could not write the last window")
+
+    def abort(self) -> None:
+        """On SIGABRT (a timeout): write the open window at once, on this thread."""
+        try:
+            self.flush(reopen=False, now=True)
+        except Exception:
+            self.log.error("window", "could not write the window of an aborted worker")
+
+    # --- gthread: one capture per request, on the request's thread ---
+
+    def request_started(self) -> None:
+        if not self.per_request or not self.window_open:
+            return
+        try:
+            profiler = self._profiler_class(interval=self.settings.interval, async_mode="disabled")
+            profiler.start(target_description=f"worker {self.identity.pid}")
+            _request_profiler.set(profiler)
+        except Exception:
+            self.log.error("start", "could not start profiling a request")
+
+    def request_finished(self) -> None:
+        profiler = _request_profiler.get()
+        if profiler is None:
+            return
+        _request_profiler.set(None)
+        try:
+            self._fold(profiler.stop())
+        except Exception:
+            self.log.error("stop", "could not stop a profiler")
