@@ -77,6 +77,19 @@ def drain(directory: str, should_stop: Any = None) -> int:
     return done
 
 
+def lower_priority() -> None:
+    """Render with CPU nobody else wants: SCHED_IDLE where the OS has it, and nice 19.
+
+    The renderer stays in the master's session (a new session would get a scheduler autogroup
+    of its own on Linux desktops and servers, with as much CPU as all of gunicorn, nice or not).
+    """
+    with contextlib.suppress(OSError):
+        os.nice(19)
+    if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE"):
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
 def serve(directory: str, parent: int) -> None:
     """Render jobs as they come; on SIGTERM, or when the master is gone, finish them and exit."""
     stopping = False
@@ -87,8 +100,7 @@ def serve(directory: str, parent: int) -> None:
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
-    with contextlib.suppress(OSError):
-        os.nice(19)
+    lower_priority()
     while True:
         drain(directory)
         if stopping or os.getppid() != parent:
@@ -105,11 +117,15 @@ class RendererProcess:
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        # Its own process group, so a Ctrl-C meant for gunicorn does not cut the final drain short;
+        # not its own session (see lower_priority).
+        group: dict[str, Any] = (
+            {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
+        )
         self._process = subprocess.Popen(
             [sys.executable, "-m", __name__, "--parent", str(os.getpid()), self.directory],
             stdin=subprocess.DEVNULL,
-            # Its own session: a Ctrl-C meant for gunicorn must not cut the final drain short.
-            start_new_session=True,
+            **group,
         )
 
     @property
