@@ -31,8 +31,12 @@ test: lint typecheck
 docs: $(STAMP)
 	$(BIN)/python -m gunicorn_pyinstrument.settings > docs/configuration.md
 
+# Throughput and CPU cost of the plugin (docs/benchmarks.md); needs wrk, installed from Debian if missing.
+# Quicker: make bench BENCH_ARGS="--rounds 2 --duration 3"
 bench: $(STAMP)
-	$(BIN)/python bench/throughput.py
+	@command -v wrk >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get install -y wrk || { $$SUDO apt-get update && $$SUDO apt-get install -y wrk; }; }
+	$(BIN)/python bench/throughput.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
