@@ -116,14 +116,22 @@ class RendererProcess:
         self.directory = directory
         self._process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, once: bool = False) -> None:
         # Its own process group, so a Ctrl-C meant for gunicorn does not cut the final drain short;
         # not its own session (see lower_priority).
         group: dict[str, Any] = (
             {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
         )
         self._process = subprocess.Popen(
-            [sys.executable, "-m", __name__, "--parent", str(os.getpid()), self.directory],
+            [
+                sys.executable,
+                "-m",
+                __name__,
+                "--parent",
+                str(os.getpid()),
+                *(["--once"] if once else []),
+                self.directory,
+            ],
             stdin=subprocess.DEVNULL,
             **group,
         )
@@ -145,13 +153,17 @@ class RendererProcess:
 
     def stop(self, timeout: float) -> bool:
         """Ask it to finish the pending jobs; wait up to ``timeout``. True when it is done.
-        If it is not, it goes on alone and exits when the spool is empty."""
-        if self._process is None or not self.running():
-            return True
-        try:
-            self._process.send_signal(signal.SIGTERM)
-        except ProcessLookupError:
-            return True
+        If it is not, it goes on alone and exits when the spool is empty. When it is not running
+        (it died) but jobs wait, render them now with a one-off renderer."""
+        if not self.running():
+            if self._process is None or not pending_jobs(self.directory):
+                return True
+            self.start(once=True)
+        else:
+            try:
+                self._process.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+            except ProcessLookupError:
+                return True
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.running():

@@ -43,9 +43,14 @@ class Writer:
         self._queue: queue.Queue[tuple[Report, Session] | None] = queue.Queue(maxsize=queue_size)
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._closed = False
 
     def submit(self, report: Report, session: Session) -> bool:
         """Hand a finished profile over; never blocks. False when it had to be dropped."""
+        if self._closed:
+            # A request that ends after worker_exit (a pool thread still running at shutdown):
+            # no thread is left to take it, so write it here, on its way out.
+            return self._write_counted(report, session)
         self._ensure_thread()
         try:
             self._queue.put_nowait((report, session))
@@ -64,23 +69,35 @@ class Writer:
         if self._thread is not None:
             return
         with self._start_lock:
-            if self._thread is None:
+            if self._thread is None and not self._closed:
                 thread = threading.Thread(target=self._run, name="gunicorn-pyinstrument-writer", daemon=True)
                 thread.start()
                 self._thread = thread
 
     def _run(self) -> None:
+        closing = False
         while True:
-            item = self._queue.get()
+            if closing:
+                try:  # after the stop mark, take what raced in behind it, then end
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    return
+            else:
+                item = self._queue.get()
             if item is None:
-                return
-            report, session = item
-            try:
-                self.write(report, session)
-                self.written += 1
-            except Exception:
-                self.failed += 1
-                self.log.error("write", f"could not write report {report.name} to {self.store.root}")
+                closing = True
+                continue
+            self._write_counted(*item)
+
+    def _write_counted(self, report: Report, session: Session) -> bool:
+        try:
+            self.write(report, session)
+            self.written += 1
+            return True
+        except Exception:
+            self.failed += 1
+            self.log.error("write", f"could not write report {report.name} to {self.store.root}")
+            return False
 
     def write(self, report: Report, session: Session) -> None:
         data = render(session, "session")
@@ -109,12 +126,16 @@ class Writer:
         except OSError as exc:
             if exc.errno != errno.ENOENT:
                 raise
-            # The directory was removed under us: make it again and retry once.
+            # The directory was removed under us: make it again (the report directory first, so
+            # that it gets its own mode, not a default one as a parent) and retry once.
+            ensure_directory(self.store.root, self.file_mode)
             ensure_directory(store.root, self.file_mode)
             store.put(name, data)
 
     def close(self, timeout: float) -> bool:
         """Write everything queued, then stop the thread. True when it finished in time."""
+        with self._start_lock:
+            self._closed = True
         thread = self._thread
         if thread is None:
             return True
