@@ -98,8 +98,9 @@ class Agent:
             self.log.error("start", "could not start profiling a request")
             return None
 
-    def end(self, active: Active, status: int | None) -> None:
-        """Stop the profiler and hand the profile to the writer (or drop it if too short)."""
+    def end(self, active: Active, status: int | None, resp: Any = None) -> None:
+        """Stop the profiler and hand the profile to the writer (or drop it if too short).
+        ``resp``: a gunicorn response to read the status from, after the profiler has stopped."""
         duration = time.perf_counter() - active.t0
         self._in_flight.pop(id(active), None)
         if active.done:  # already written by worker_abort
@@ -114,6 +115,8 @@ class Agent:
         try:
             if active.trigger != TRIGGER_TOKEN and duration < self.settings.min_duration:
                 return
+            if resp is not None:
+                status = status_code(getattr(resp, "status", None))
             # No status means the app raised before responding: gunicorn answers 500.
             report = self._report(active, status if status is not None else 500, duration, session)
             self.writer.submit(report, session)
@@ -173,7 +176,7 @@ class Agent:
             self._in_flight.pop(id(active), None)
             self.engine.discard(active.handle)
             return
-        self.end(active, status_code(getattr(resp, "status", None)) if resp is not None else None)
+        self.end(active, None, resp)
 
     # --- timeouts and exit ---
 
