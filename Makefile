@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit docs bench clean
+.PHONY: install demo test lint typecheck unit docs bench bench-worker-mode clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,14 @@ bench: $(STAMP)
 	@command -v wrk >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get install -y wrk || { $$SUDO apt-get update && $$SUDO apt-get install -y wrk; }; }
 	$(BIN)/python bench/throughput.py $(BENCH_ARGS)
+
+# Per-worker mode (docs/benchmarks.md): worker RSS over 10 minutes of load, and throughput against
+# the plugin off, per worker type; needs wrk. About 15 minutes.
+# Quicker: make bench-worker-mode BENCH_ARGS="--minutes 1"
+bench-worker-mode: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get install -y wrk || { $$SUDO apt-get update && $$SUDO apt-get install -y wrk; }; }
+	$(BIN)/python bench/worker_mode.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

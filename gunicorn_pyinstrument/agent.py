@@ -150,20 +150,23 @@ class Agent:
     def request_started(self, req: Any) -> None:
         if not self.hooks_enabled:
             return
-        stale = _active.get()
-        if stale is not None:  # a request in this context that never reached post_request
-            self._in_flight.pop(id(stale), None)
-            self.engine.discard(stale.handle)
-            _active.set(None)
-        path = decoded_path(str(getattr(req, "path", "") or ""))
-        active = self.begin(
-            str(getattr(req, "method", "") or ""),
-            path,
-            lambda: header_value(getattr(req, "headers", ()) or (), TOKEN_HEADER_UPPER),
-        )
-        if active is not None:
-            active.req = req
-            _active.set(active)
+        try:
+            stale = _active.get()
+            if stale is not None:  # a request in this context that never reached post_request
+                self._in_flight.pop(id(stale), None)
+                self.engine.discard(stale.handle)
+                _active.set(None)
+            path = decoded_path(str(getattr(req, "path", "") or ""))
+            active = self.begin(
+                str(getattr(req, "method", "") or ""),
+                path,
+                lambda: header_value(getattr(req, "headers", ()) or (), TOKEN_HEADER_UPPER),
+            )
+            if active is not None:
+                active.req = req
+                _active.set(active)
+        except Exception:
+            self.log.error("start", "could not start profiling a request")
 
     def request_finished(self, req: Any, resp: Any) -> None:
         if not self.hooks_enabled:
