@@ -167,6 +167,9 @@ class WorkerProfiler:
             return
         _request_profiler.set(None)
         try:
-            self._fold(profiler.stop())
+            session = profiler.stop()
+            # A window the gate closed meanwhile is written already; the next may open much later.
+            if self.window_open:
+                self._fold(session)
         except Exception:
             self.log.error("stop", "could not stop a profiler")
