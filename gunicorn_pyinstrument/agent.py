@@ -20,6 +20,7 @@ from typing import Any
 
 from .engines import Engine, PyinstrumentEngine
 from .engines.pyinstrument import AsyncMode
+from .engines.sampler import SamplerEngine
 from .logs import ThrottledLog, fallback_logger
 from .processors import merge_repeats
 from .report import OUTCOME_TIMEOUT, Report, RequestFacts, WorkerIdentity, status_code
@@ -47,6 +48,20 @@ def async_mode_for(worker: Any) -> AsyncMode:
     return "strict" if name in _ONE_THREAD_CONCURRENCY or name.startswith("Uvicorn") else "disabled"
 
 
+def make_engine(settings: Settings, worker: Any, log: ThrottledLog) -> Engine:
+    mode = async_mode_for(worker)
+    if settings.engine == "sampler":
+        if mode == "disabled":
+            return SamplerEngine(settings.interval)
+        # Samples are attributed by thread; here many requests share one thread.
+        log.warning(
+            "engine",
+            f"the sampler engine cannot tell apart requests that share a thread in {type(worker).__name__}; "
+            "using the pyinstrument engine for requests",
+        )
+    return PyinstrumentEngine(settings.interval, mode)
+
+
 @dataclass
 class Active:
     """One request being profiled."""
@@ -71,7 +86,7 @@ class Agent:
         self.log = ThrottledLog(getattr(worker, "log", None) or fallback_logger())
         self.identity = WorkerIdentity.current(worker)
         self.selector = Selector.from_settings(settings)
-        self.engine: Engine = engine or PyinstrumentEngine(settings.interval, async_mode_for(worker))
+        self.engine: Engine = engine or make_engine(settings, worker, self.log)
         self.writer = Writer(settings.dir, settings.file_mode, settings.queue_size, self.log)
         self._sequence = itertools.count(1)
         # Requests being profiled, for worker_abort; dict operations are atomic under the GIL.

@@ -27,6 +27,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from .aggregate import StackAggregate, worker_root
+from .engines.sampler import SamplerEngine
 from .logs import ThrottledLog
 from .report import Report, WindowFacts, WorkerIdentity
 from .selection import Gate
@@ -43,13 +44,16 @@ class WorkerProfiler:
         from pyinstrument import Profiler
 
         self._profiler_class = Profiler
+        # The sampler reads every thread's stack from its own thread; pyinstrument's profiler sees
+        # only the thread that starts it.
+        self.sampler = SamplerEngine(settings.interval) if settings.engine == "sampler" else None
         self.settings = settings
         self.writer = writer
         self.log = log
         self.identity = WorkerIdentity.current(worker)
         self.gate = Gate(settings.schedule, settings.control_file)
         # gthread: requests on pool threads, captured one by one; else one main-thread profiler.
-        self.per_request = type(worker).__name__ == "ThreadWorker"
+        self.per_request = self.sampler is None and type(worker).__name__ == "ThreadWorker"
         self.windows_written = 0
         self._sequence = itertools.count(1)
         self._lock = threading.Lock()  # the aggregate is fed from pool threads under gthread
@@ -88,14 +92,19 @@ class WorkerProfiler:
             self._start_segment()
 
     def _start_segment(self) -> None:
-        profiler = self._profiler_class(interval=self.settings.interval, async_mode="disabled")
-        profiler.start(target_description=f"worker {self.identity.pid}")
-        self._segment, self._segment_t0 = profiler, time.monotonic()
+        description = f"worker {self.identity.pid}"
+        if self.sampler is not None:
+            self._segment = self.sampler.start_all(description)
+        else:
+            profiler = self._profiler_class(interval=self.settings.interval, async_mode="disabled")
+            profiler.start(target_description=description)
+            self._segment = profiler
+        self._segment_t0 = time.monotonic()
 
     def _end_segment(self) -> None:
-        profiler, self._segment = self._segment, None
-        if profiler is not None:
-            self._fold(profiler.stop())
+        segment, self._segment = self._segment, None
+        if segment is not None:
+            self._fold(self.sampler.stop(segment) if self.sampler is not None else segment.stop())
 
     def _fold(self, session: Any) -> None:
         with self._lock:

@@ -193,6 +193,16 @@ def parse_mode(raw: str) -> str:
     return word
 
 
+ENGINES = ("pyinstrument", "sampler")
+
+
+def parse_engine(raw: str) -> str:
+    word = raw.strip().lower()
+    if word not in ENGINES:
+        raise ValueError("unknown engine")
+    return word
+
+
 def parse_flush_interval(raw: str) -> float:
     value = _number(raw)
     if not 1 <= value <= 86_400:
@@ -374,6 +384,20 @@ class Settings:
         "writes one report per window (every `GUNICORN_PYINSTRUMENT_FLUSH_INTERVAL` seconds and at exit), "
         "aggregated by call stack so memory stays bounded whatever the uptime. In worker mode the rate, "
         "filters, minimum duration and token do not apply: everything the worker runs is profiled.",
+    )
+    engine: str = _declare(
+        "ENGINE",
+        parse_engine,
+        default="pyinstrument",
+        accepted="pyinstrument or sampler",
+        doc="How stacks are captured. `pyinstrument`: pyinstrument's profiler, an exact call tree with "
+        "small functions, but its hook runs on every Python call (about x3 on Python-heavy code, so "
+        "profile a fraction of requests). `sampler`: a thread of the worker reads the stacks of the "
+        "threads serving profiled requests every `GUNICORN_PYINSTRUMENT_INTERVAL` (use 0.01, 100 Hz): "
+        "near-zero cost, so every request can be profiled in production, with functions shorter than "
+        "the interval seen only statistically. Per request it needs a thread per request (sync, "
+        "gthread); on gevent, tornado and the asyncio workers requests fall back to the pyinstrument "
+        "engine (a warning says so), while per-worker mode uses the sampler everywhere.",
     )
     flush_interval: float = _declare(
         "FLUSH_INTERVAL",

@@ -1,6 +1,10 @@
-"""Capture engines: start(description) -> handle, stop(handle) -> pyinstrument Session."""
+"""Capture engines: start(description) -> handle, stop(handle) -> pyinstrument Session.
+
+``pyinstrument``: pyinstrument's own profiler (exact, a hook on every call). ``sampler``: stacks
+read from a background thread (statistical, near-zero cost)."""
 
 from .base import Engine
 from .pyinstrument import PyinstrumentEngine
+from .sampler import SamplerEngine
 
-__all__ = ["Engine", "PyinstrumentEngine"]
+__all__ = ["Engine", "PyinstrumentEngine", "SamplerEngine"]

@@ -1,0 +1,183 @@
+"""The sampler engine: stacks read from a background thread, at the interval, at near-zero cost.
+
+pyinstrument's profiler runs a hook on every Python call of the thread it profiles (about x3 on
+Python-heavy code). This engine instead wakes every ``interval`` in a thread of its own, reads the
+current frame of each thread that is serving a profiled request (``sys._current_frames()``), and
+records that stack weighted by the wall-clock time since the previous sample: requests run at full
+speed and the cost is one stack walk per sample. The result is a genuine pyinstrument Session, so
+every renderer, the writer and the merge work unchanged.
+
+Trade-offs, against the pyinstrument engine: functions shorter than the interval are seen only
+statistically; time is wall-clock (a thread waiting on I/O or for the GIL is charged to the
+function it waits in); and each sample is attributed to the request its *thread* serves, so worker
+classes that run many requests on one thread (gevent, asyncio) are not supported per request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pyinstrument.session import Session
+
+_PACKAGE = __name__.rsplit(".", 2)[0]
+_HAS_QUALNAME = sys.version_info >= (3, 11)
+
+
+def frame_identifier(frame: FrameType) -> str:
+    """pyinstrument's frame identifier: name, file, first line, then the class and current line."""
+    code = frame.f_code
+    identifier = f"{code.co_name}\x00{code.co_filename}\x00{code.co_firstlineno}"
+    if _HAS_QUALNAME:
+        owner, _, _ = code.co_qualname.rpartition(".")
+        if owner and not owner.endswith(">"):  # not "<locals>" or "<lambda>"
+            identifier += f"\x01c{owner}"
+    if frame.f_lineno is not None:
+        identifier += f"\x01l{frame.f_lineno}"
+    return identifier
+
+
+def stack_of(frame: FrameType | None, root: str) -> list[str]:
+    stack: list[str] = []
+    while frame is not None:
+        stack.append(frame_identifier(frame))
+        frame = frame.f_back
+    stack.append(root)
+    stack.reverse()
+    return stack
+
+
+def thread_root(ident: int) -> str:
+    thread = threading._active.get(ident)  # type: ignore[attr-defined]
+    name = thread.name if thread is not None else f"Thread-{ident}"
+    return f"{name}\x00<thread>\x00{ident}"
+
+
+@dataclass
+class Capture:
+    """What is being recorded for one thread (a request), or for every thread (``ident`` None)."""
+
+    ident: int | None
+    description: str
+    start_call_stack: list[str]
+    started_at: float = field(default_factory=time.time)
+    t0: float = field(default_factory=time.perf_counter)
+    last: dict[int, float] = field(default_factory=dict)
+    records: list[tuple[list[str], float]] = field(default_factory=list)
+    samples: int = 0
+
+
+def _original(module: str, name: str) -> Any:
+    """The real OS-thread primitive, even where gevent has monkey-patched it: the sampler runs in
+    a thread of its own while the worker's threads (or greenlets) run Python."""
+    try:
+        from gevent import monkey
+
+        return monkey.get_original(module, name)
+    except ImportError:
+        return getattr(__import__(module), name)
+
+
+class SamplerEngine:
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._captures: dict[int, Capture] = {}  # by id(capture)
+        self._lock = _original("_thread", "allocate_lock")()
+        self._sleep = _original("time", "sleep")
+        self._thread: Any = None
+
+    # --- the Engine interface ---
+
+    def start(self, description: str) -> Capture:
+        """Record the calling thread until stop()."""
+        ident = threading.get_ident()
+        caller = sys._getframe(1)
+        while caller.f_back is not None and caller.f_globals.get("__name__", "").startswith(_PACKAGE):
+            caller = caller.f_back
+        capture = Capture(ident, description, stack_of(caller, thread_root(ident)))
+        capture.last[ident] = capture.t0
+        self._register(capture)
+        return capture
+
+    def start_all(self, description: str) -> Capture:
+        """Record every thread of the process (but the sampler's) until stop(): per-worker mode."""
+        capture = Capture(None, description, ["[all threads]"])
+        self._register(capture)
+        return capture
+
+    def stop(self, handle: Any) -> Session:
+        capture: Capture = handle
+        with self._lock:
+            self._captures.pop(id(capture), None)
+        return self._session(capture, time.perf_counter())
+
+    def discard(self, handle: Any) -> None:
+        with self._lock:
+            self._captures.pop(id(handle), None)
+
+    # --- sampling ---
+
+    def _register(self, capture: Capture) -> None:
+        with self._lock:
+            self._captures[id(capture)] = capture
+            if self._thread is None:
+                # Started on first use, in the worker: never in the master, never before a fork.
+                self._thread = _original("_thread", "start_new_thread")(self._run, ())
+
+    def _run(self) -> None:
+        me = threading.get_ident()
+        while True:
+            self._sleep(self.interval)
+            if self._captures:
+                # A frame that vanishes mid-walk only costs this sample.
+                with contextlib.suppress(Exception):
+                    self.sample(exclude=me)
+
+    def sample(self, exclude: int | None = None) -> None:
+        """Take one sample of every capture (the sampler thread calls this every interval)."""
+        with self._lock:
+            captures = list(self._captures.values())
+        if not captures:
+            return
+        frames = sys._current_frames()
+        now = time.perf_counter()
+        roots: dict[int, str] = {}
+        for capture in captures:
+            idents = [capture.ident] if capture.ident is not None else [i for i in frames if i != exclude]
+            for ident in idents:
+                frame = frames.get(ident)
+                if frame is None:
+                    continue
+                root = roots.get(ident) or roots.setdefault(ident, thread_root(ident))
+                previous = capture.last.get(ident, capture.t0)
+                capture.records.append((stack_of(frame, root), now - previous))
+                capture.last[ident] = now
+                capture.samples += 1
+
+    def _session(self, capture: Capture, now: float) -> Session:
+        from pyinstrument.session import Session
+
+        records = capture.records
+        if capture.ident is not None and records:
+            # The stretch since the last sample belongs to where the thread was last seen.
+            stack, seconds = records[-1]
+            records[-1] = (stack, seconds + now - capture.last.get(capture.ident, now))
+        return Session(
+            frame_records=records,
+            start_time=capture.started_at,
+            duration=now - capture.t0,
+            min_interval=self.interval,
+            max_interval=self.interval,
+            sample_count=capture.samples,
+            start_call_stack=capture.start_call_stack,
+            target_description=capture.description,
+            cpu_time=0.0,
+            sys_path=list(sys.path),
+            sys_prefixes=Session.current_sys_prefixes(),
+        )
