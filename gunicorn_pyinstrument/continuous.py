@@ -85,9 +85,9 @@ class WorkerProfiler:
         except Exception:
             self.log.error("window", "could not turn the worker profile over")
 
-    def _open_window(self) -> None:
-        self._window_started = time.time()
-        self._window_t0 = time.monotonic()
+    def _open_window(self, wall: float | None = None, monotonic: float | None = None) -> None:
+        self._window_started = time.time() if wall is None else wall
+        self._window_t0 = time.monotonic() if monotonic is None else monotonic
         if not self.per_request:
             self._start_segment()
 
@@ -117,11 +117,16 @@ class WorkerProfiler:
             return
         self._end_segment()
         started = self._window_started or time.time()
-        duration = time.monotonic() - self._window_t0
+        closed_wall, closed = time.time(), time.monotonic()
+        duration = closed - self._window_t0
         with self._lock:
             aggregate = self._aggregate
             self._aggregate = StackAggregate(worker_root(self.identity.pid))
         self._window_started = None
+        if reopen:
+            # The next window starts where this one ends: windows tile the worker's time, and the
+            # work of writing this one is counted in the next.
+            self._open_window(closed_wall, closed)
         if aggregate.samples:
             session = aggregate.to_session(started, duration, f"worker {self.identity.pid} window")
             facts = WindowFacts(started_at=started, duration=duration)
@@ -139,8 +144,6 @@ class WorkerProfiler:
                 self.windows_written += 1
             elif self.writer.submit(report, session):
                 self.windows_written += 1
-        if reopen:
-            self._open_window()
 
     def close(self, timeout: float = 10.0) -> None:
         """At worker exit: the last window, then the writer."""

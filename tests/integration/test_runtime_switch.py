@@ -9,12 +9,11 @@ import time
 import pytest
 from support import (
     CONFIG_FILE,
-    function_names,
     get,
-    load_session,
     metadata_records,
     profiling_env,
     report_files,
+    report_functions,
     wait_for_metadata,
 )
 
@@ -44,7 +43,7 @@ def start(gunicorn, report_dir, **settings: str):
 def functions_in(report_dir, records) -> set[str]:
     names: set[str] = set()
     for record in records:
-        names |= function_names(load_session(report_dir / record["files"]["session"]))
+        names |= report_functions(report_dir, record)
     return names
 
 
