@@ -101,7 +101,6 @@ class SamplerEngine:
         while caller.f_back is not None and caller.f_globals.get("__name__", "").startswith(_PACKAGE):
             caller = caller.f_back
         capture = Capture(ident, description, stack_of(caller, thread_root(ident)))
-        capture.last[ident] = capture.t0
         self._register(capture)
         return capture
 
@@ -115,7 +114,8 @@ class SamplerEngine:
         capture: Capture = handle
         with self._lock:
             self._captures.pop(id(capture), None)
-        return self._session(capture, time.perf_counter())
+            now = time.perf_counter()
+        return self._session(capture, now)
 
     def discard(self, handle: Any) -> None:
         with self._lock:
@@ -140,36 +140,40 @@ class SamplerEngine:
                     self.sample(exclude=me)
 
     def sample(self, exclude: int | None = None) -> None:
-        """Take one sample of every capture (the sampler thread calls this every interval)."""
+        """Take one sample of every capture (the sampler thread calls this every interval).
+
+        Under the lock, so that a capture that stop() has taken out gets nothing more."""
         with self._lock:
-            captures = list(self._captures.values())
-        if not captures:
-            return
-        frames = sys._current_frames()
-        now = time.perf_counter()
-        roots: dict[int, str] = {}
-        for capture in captures:
-            idents = [capture.ident] if capture.ident is not None else [i for i in frames if i != exclude]
-            for ident in idents:
-                frame = frames.get(ident)
-                if frame is None:
-                    continue
-                root = roots.get(ident) or roots.setdefault(ident, thread_root(ident))
-                previous = capture.last.get(ident, capture.t0)
-                capture.records.append((stack_of(frame, root), now - previous))
-                capture.last[ident] = now
-                capture.samples += 1
+            if not self._captures:
+                return
+            frames = sys._current_frames()
+            now = time.perf_counter()
+            roots: dict[int, str] = {}
+            for capture in self._captures.values():
+                if capture.ident is not None:
+                    idents: list[int] = [capture.ident]
+                else:
+                    idents = [i for i in frames if i != exclude]
+                for ident in idents:
+                    frame = frames.get(ident)
+                    if frame is None:
+                        continue
+                    root = roots.get(ident) or roots.setdefault(ident, thread_root(ident))
+                    previous = capture.last.get(ident)
+                    # A sample stands for the time since the previous one; the first, for at most
+                    # one interval (before it, the thread may have been anywhere in the request).
+                    seconds = now - previous if previous is not None else min(now - capture.t0, self.interval)
+                    capture.records.append((stack_of(frame, root), seconds))
+                    capture.last[ident] = now
+                    capture.samples += 1
 
     def _session(self, capture: Capture, now: float) -> Session:
         from pyinstrument.session import Session
 
-        records = capture.records
-        if capture.ident is not None and records:
-            # The stretch since the last sample belongs to where the thread was last seen.
-            stack, seconds = records[-1]
-            records[-1] = (stack, seconds + now - capture.last.get(capture.ident, now))
+        # The stretch after the last sample is not charged to anything: the thread has moved on
+        # (to the end of the request); the session's duration still covers it.
         return Session(
-            frame_records=records,
+            frame_records=capture.records,
             start_time=capture.started_at,
             duration=now - capture.t0,
             min_interval=self.interval,
