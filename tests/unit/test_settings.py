@@ -70,6 +70,8 @@ def test_load_reads_os_environ_when_no_mapping_given(monkeypatch, tmp_path):
 # --- bad values: one line, names the variable, shows the value, says what is accepted ---
 
 BAD_VALUES: list[tuple[str, str]] = [
+    ("engine", ""),
+    ("engine", "cprofile"),
     ("mode", ""),
     ("mode", "thread"),
     ("flush_interval", "0"),
