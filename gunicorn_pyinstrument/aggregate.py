@@ -60,7 +60,12 @@ def merge_sessions(sessions: Iterable[Session], description: str | None = None) 
 
 
 class StackAggregate:
-    """Seconds per distinct call stack, with every stack's root replaced by ``root``."""
+    """Seconds per distinct call stack, with every stack's root replaced by ``root``.
+
+    Frames are kept without their current-line attribute (pyinstrument's call tree merges frames
+    that differ only by it anyway), and each distinct frame string is stored once: a window's
+    memory is then the distinct stacks, not the samples that made them.
+    """
 
     def __init__(self, root: str) -> None:
         self.root = root
@@ -68,24 +73,41 @@ class StackAggregate:
         self.samples = 0
         self.min_interval = float("inf")
         self.max_interval = 0.0
-        self._sources: list[Session] = []
+        self._frames: dict[str, str] = {}  # frame as sampled -> the one shared copy, line dropped
+        self._sys_path: list[str] = []
+        self._sys_prefixes: list[str] = []
+
+    def _frame(self, raw: str) -> str:
+        frame = self._frames.get(raw)
+        if frame is None:
+            head, sep, attributes = raw.partition("\x01")
+            if sep:
+                kept = [a for a in attributes.split("\x01") if not a.startswith("l")]
+                head = "\x01".join([head, *kept])
+            frame = self._frames.setdefault(raw, self._frames.get(head, head))
+            self._frames.setdefault(head, frame)
+        return frame
 
     def add(self, session: Session) -> None:
         times = self.times
+        frames = self._frames
+        frame_of = self._frame
         root = (self.root,)
         for stack, seconds in session.frame_records:
-            key = root + tuple(stack[1:])
+            key = root + tuple(frames.get(f) or frame_of(f) for f in stack[1:])
             times[key] = times.get(key, 0.0) + seconds
         self.samples += session.sample_count
         self.min_interval = min(self.min_interval, session.min_interval)
         self.max_interval = max(self.max_interval, session.max_interval)
-        if not self._sources:
-            self._sources.append(session)  # for sys_path and sys_prefixes
+        if not self._sys_path:
+            self._sys_path = list(session.sys_path)
+            self._sys_prefixes = list(session.sys_prefixes)
 
     def to_session(self, start_time: float, duration: float, description: str) -> Session:
-        return _new_session(
-            [(list(stack), seconds) for stack, seconds in self.times.items()],
-            self._sources,
+        from pyinstrument.session import Session
+
+        return Session(
+            frame_records=[(list(stack), seconds) for stack, seconds in self.times.items()],
             start_time=start_time,
             duration=duration,
             min_interval=self.min_interval if self.samples else 0.001,
@@ -94,4 +116,6 @@ class StackAggregate:
             start_call_stack=[self.root],
             target_description=description,
             cpu_time=0.0,
+            sys_path=self._sys_path or list(sys.path),
+            sys_prefixes=self._sys_prefixes or Session.current_sys_prefixes(),
         )

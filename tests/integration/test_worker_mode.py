@@ -136,7 +136,7 @@ def test_merged_windows_hold_the_sum_of_their_samples(gunicorn, report_dir):
     assert server.stop() == 0
 
     records = windows(report_dir)
-    assert len(records) >= 3
+    assert len(records) >= 2  # one per worker at least
     sessions = [session_of(report_dir, r) for r in records]
     merged = merge_sessions(sessions)
     assert merged.sample_count == sum(r["samples"] for r in records)
