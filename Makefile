@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit docs bench bench-worker-mode clean
+.PHONY: install demo test lint typecheck unit docs bench bench-worker-mode bench-sampler clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,14 @@ bench-worker-mode: $(STAMP)
 	@command -v wrk >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get install -y wrk || { $$SUDO apt-get update && $$SUDO apt-get install -y wrk; }; }
 	$(BIN)/python bench/worker_mode.py $(BENCH_ARGS)
+
+# Sampler engine (docs/benchmarks.md, "Sampler engine"): every request sampled at 100 Hz against the
+# plugin off, for sync and gthread, with the pyinstrument engine for comparison; needs wrk. About
+# 6 minutes. Quicker: make bench-sampler BENCH_ARGS="--rounds 2 --duration 3"
+bench-sampler: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get install -y wrk || { $$SUDO apt-get update && $$SUDO apt-get install -y wrk; }; }
+	$(BIN)/python bench/sampler.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
