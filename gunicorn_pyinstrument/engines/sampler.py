@@ -1,4 +1,4 @@
-"""The sampler engine: stacks read from a background thread, at the interval, at near-zero cost.
+"""The sampler engine: stacks read from a background thread, at the interval, for a few percent of CPU.
 
 pyinstrument's profiler runs a hook on every Python call of the thread it profiles (about x3 on
 Python-heavy code). This engine instead wakes every ``interval`` in a thread of its own, reads the
