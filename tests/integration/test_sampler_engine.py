@@ -185,9 +185,10 @@ def test_worker_mode_sees_pool_threads(gunicorn, report_dir):
                 assert "_worker" in names(stack)  # concurrent.futures' pool thread loop
     # Four requests of at least 0.25 s of wall time each in alpha_work (more: the four threads take
     # turns at the GIL, and each burst ends only when its thread next runs); never more than the
-    # requests lasted, as the client saw them.
+    # requests lasted, as the client saw them, but for a thread's first sample in a segment, which
+    # stands for the time since the segment began (one sampling gap per thread at most).
     total = sum(time_in(s, "alpha_work") for s in sessions)
-    assert 4 * 0.25 * 0.85 <= total <= sum(seconds for _, seconds in results), (total, results)
+    assert 4 * 0.25 * 0.85 <= total <= sum(seconds for _, seconds in results) + 4 * 0.1, (total, results)
 
 
 def test_every_format_of_a_sampler_report_loads(gunicorn, report_dir):
