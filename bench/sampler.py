@@ -32,7 +32,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -43,9 +42,7 @@ import urllib.request
 from typing import Any
 
 from throughput import (
-    _UNITS,
     BENCH_DIR,
-    CLK_TCK,
     CONFIG_FILE,
     GUNICORN,
     ISOLATION_NICE,
@@ -60,6 +57,7 @@ from throughput import (
     proc_stat,
     set_autogroup_nice,
 )
+from throughput import run_wrk as throughput_run_wrk
 
 HEAVY_PATH = "/work"
 READY_PATH = "/ping"
@@ -103,38 +101,7 @@ RATIOS = (
 
 def run_wrk(url: str, duration: float, connections: int, isolate: bool) -> WrkResult:
     """throughput.run_wrk (one wrk thread), each request on a connection of its own."""
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--timeout", "10s", *CLOSE, url]
-    with tempfile.TemporaryFile() as outf:
-        proc = subprocess.Popen(cmd, stdout=outf, stderr=subprocess.STDOUT, start_new_session=isolate)
-        try:
-            if isolate:
-                set_autogroup_nice(proc.pid, ISOLATION_NICE)
-            _, status, usage = os.wait4(proc.pid, 0)
-        except BaseException:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            proc.wait()
-            raise
-        proc.returncode = 0  # reaped above; keep Popen from waiting again
-        outf.seek(0)
-        out = outf.read().decode("utf-8", "replace")
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"wrk failed:\n{out}")
-    m = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m),", out)
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if not m or not rps:
-        raise RuntimeError(f"cannot read wrk's output:\n{out}")
-    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    return WrkResult(
-        requests=int(m.group(1)),
-        seconds=float(m.group(2)) * _UNITS[m.group(3)],
-        rps=float(rps.group(1)),
-        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
-        socket_errors=sum(int(g) for g in errors.groups()) if errors else 0,
-        cpu_ticks=round((usage.ru_utime + usage.ru_stime) * CLK_TCK),
-        text=out,
-    )
+    return throughput_run_wrk(url, duration, 1, connections, isolate, CLOSE)
 
 
 # --- one server ---

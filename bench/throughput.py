@@ -187,8 +187,11 @@ class WrkResult:
 _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
 
 
-def run_wrk(url: str, duration: float, threads: int, connections: int, isolate: bool) -> WrkResult:
-    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--timeout", "10s", url]
+def run_wrk(
+    url: str, duration: float, threads: int, connections: int, isolate: bool, extra: tuple[str, ...] = ()
+) -> WrkResult:
+    """``extra``: more wrk arguments (for example a header)."""
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--timeout", "10s", *extra, url]
     with tempfile.TemporaryFile() as outf:
         proc = subprocess.Popen(cmd, stdout=outf, stderr=subprocess.STDOUT, start_new_session=isolate)
         try:
