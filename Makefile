@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit docs bench bench-worker-mode bench-sampler clean
+.PHONY: install demo test lint typecheck unit docs browser bench bench-worker-mode bench-sampler bench-catalog clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+# The web page's tests drive Debian's chromium with playwright (no browser download).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		export DEBIAN_FRONTEND=noninteractive; \
+		$$SUDO apt-get install -y --no-install-recommends chromium || \
+		{ $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium; }; }
+
+test: lint typecheck browser
 	$(BIN)/python -m pytest -q
 
 # Regenerates docs/configuration.md from the settings declarations (a test checks it is current).
@@ -53,6 +60,10 @@ bench-sampler: $(STAMP)
 	@command -v wrk >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get install -y wrk || { $$SUDO apt-get update && $$SUDO apt-get install -y wrk; }; }
 	$(BIN)/python bench/sampler.py $(BENCH_ARGS)
+
+# Catalog and CLI on 100,000 synthetic reports (docs/benchmarks.md, "Catalog and CLI").
+bench-catalog: $(STAMP)
+	$(BIN)/python bench/catalog.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -121,6 +121,13 @@ class Agent:
         if active.done:  # already written by worker_abort
             return
         active.done = True
+        if active.trigger != TRIGGER_TOKEN and duration < self.settings.min_duration:
+            # Too short to keep: stop without building a Session (the common case with the sampler).
+            try:
+                self.engine.discard(active.handle)
+            except Exception:
+                self.log.error("stop", "could not stop a profiler")
+            return
         try:
             session = self.engine.stop(active.handle)
         except Exception:
@@ -128,8 +135,6 @@ class Agent:
             self.log.error("stop", "could not stop a profiler")
             return
         try:
-            if active.trigger != TRIGGER_TOKEN and duration < self.settings.min_duration:
-                return
             if resp is not None:
                 status = status_code(getattr(resp, "status", None))
             # No status means the app raised before responding: gunicorn answers 500.

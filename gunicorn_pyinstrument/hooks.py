@@ -44,7 +44,7 @@ from .agent import Agent
 from .continuous import WorkerProfiler
 from .engines.pyinstrument import prepare_import
 from .logs import PREFIX, ThrottledLog, fallback_logger
-from .renderer import RendererProcess
+from .renderer import RendererProcess, Retention
 from .settings import SettingError, Settings, load, prepare_directory
 from .wrappers import UNSUPPORTED, WRAP_ASGI, attach, front_end_for
 from .writer import Writer
@@ -121,8 +121,8 @@ def when_ready(server: Any) -> None:
     settings = _state.settings
     if settings is None or not settings.enabled:
         return
-    if settings.rendered_formats:
-        _state.renderer = RendererProcess(settings.dir)
+    if settings.rendered_formats or settings.retention:
+        _state.renderer = RendererProcess(settings.dir, Retention(settings.max_reports, settings.max_bytes))
         _state.renderer.start()
     what = (
         f"whole workers, a window every {settings.flush_interval:g}s"

@@ -1,4 +1,5 @@
-"""The renderer: a low-priority process that turns spooled sessions into the other formats.
+"""The renderer: a low-priority process that turns spooled sessions into the other formats, and
+enforces retention.
 
 Workers save only the compact session (``writer.py``) and leave a job in ``<dir>/.spool``.
 This process, started by the master in ``when_ready`` (a fresh interpreter, not a fork, with
@@ -6,6 +7,9 @@ This process, started by the master in ``when_ready`` (a fresh interpreter, not 
 writes the metadata record last: a ``.meta.json`` in the directory means the report is complete.
 Jobs live on disk, so a renderer that dies or a server that stops loses nothing: the next
 renderer (or ``python -m gunicorn_pyinstrument.renderer --once DIR``) finishes them.
+
+With ``GUNICORN_PYINSTRUMENT_MAX_REPORTS`` or ``MAX_BYTES`` set, the same process applies retention
+(``catalog.py``) about once a second while reports arrive, so workers never scan the directory.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
+from .catalog import Catalog
 from .formats import load_session, render
 from .report import METADATA_SUFFIX
 from .settings import FORMAT_SUFFIXES
@@ -28,6 +34,53 @@ from .writer import JOB_SUFFIX, SPOOL_DIR, dumps
 
 FAILED_SUFFIX = ".failed"
 POLL_SECONDS = 0.2
+RETENTION_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Retention:
+    max_reports: int | None = None
+    max_bytes: int | None = None
+
+    def __bool__(self) -> bool:
+        return self.max_reports is not None or self.max_bytes is not None
+
+    def arguments(self) -> list[str]:
+        args = []
+        if self.max_reports is not None:
+            args += ["--max-reports", str(self.max_reports)]
+        if self.max_bytes is not None:
+            args += ["--max-bytes", str(self.max_bytes)]
+        return args
+
+
+class Pruner:
+    """Applies retention, at most once per RETENTION_SECONDS; never raises."""
+
+    def __init__(self, directory: str, retention: Retention) -> None:
+        self.directory = directory
+        self.retention = retention
+        self._catalog: Catalog | None = None
+        self._next = 0.0
+
+    def __call__(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        if not self.retention or now < self._next:
+            return
+        self._next = now + RETENTION_SECONDS
+        try:
+            if self._catalog is None:
+                self._catalog = Catalog(self.directory)
+            self._catalog.prune(self.retention.max_reports, self.retention.max_bytes)
+        except Exception as exc:
+            print(
+                f"gunicorn-pyinstrument renderer: cannot apply retention in {self.directory}: {exc!r}",
+                file=sys.stderr,
+            )
+            if self._catalog is not None:
+                with contextlib.suppress(Exception):
+                    self._catalog.close()
+            self._catalog = None
 
 
 def pending_jobs(directory: str) -> list[str]:
@@ -90,7 +143,7 @@ def lower_priority() -> None:
             os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
 
-def serve(directory: str, parent: int) -> None:
+def serve(directory: str, parent: int, retention: Retention | None = None) -> None:
     """Render jobs as they come; on SIGTERM, or when the master is gone, finish them and exit."""
     stopping = False
 
@@ -101,10 +154,13 @@ def serve(directory: str, parent: int) -> None:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     lower_priority()
+    prune = Pruner(directory, retention or Retention())
     while True:
         drain(directory)
+        prune()
         if stopping or os.getppid() != parent:
             drain(directory)
+            prune(now=float("inf"))
             return
         time.sleep(POLL_SECONDS)
 
@@ -112,8 +168,9 @@ def serve(directory: str, parent: int) -> None:
 class RendererProcess:
     """The master's handle on the renderer: start, restart if it died, stop and wait."""
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, retention: Retention | None = None) -> None:
         self.directory = directory
+        self.retention = retention or Retention()
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self, once: bool = False) -> None:
@@ -130,6 +187,7 @@ class RendererProcess:
                 "--parent",
                 str(os.getpid()),
                 *(["--once"] if once else []),
+                *self.retention.arguments(),
                 self.directory,
             ],
             stdin=subprocess.DEVNULL,
@@ -177,11 +235,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("directory")
     parser.add_argument("--once", action="store_true", help="render what is pending, then exit")
     parser.add_argument("--parent", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--max-reports", type=int, default=None, help="retention: keep at most N reports")
+    parser.add_argument("--max-bytes", type=int, default=None, help="retention: keep at most N bytes")
     args = parser.parse_args(argv)
+    retention = Retention(args.max_reports, args.max_bytes)
     if args.once:
         print(f"rendered {drain(args.directory)} report(s)")
+        Pruner(args.directory, retention)()
         return 0
-    serve(args.directory, args.parent if args.parent is not None else os.getppid())
+    serve(args.directory, args.parent if args.parent is not None else os.getppid(), retention)
     return 0
 
 

@@ -273,6 +273,38 @@ def parse_base_config(raw: str) -> str | None:
     return path
 
 
+def parse_max_reports(raw: str) -> int | None:
+    if not raw:
+        return None
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ValueError("not a whole number") from None
+    if value < 1:
+        raise ValueError("less than 1")
+    return value
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2}
+_SIZE_UNITS |= {"mib": 1024**2, "g": 1000**3, "gb": 1000**3, "gib": 1024**3, "t": 1000**4, "tb": 1000**4}
+_SIZE_UNITS |= {"tib": 1024**4}
+
+
+def parse_size(raw: str) -> int:
+    """``500MB``, ``2GiB``, ``100000``: a number of bytes with an optional unit."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", raw)
+    if not match or match.group(2).lower() not in _SIZE_UNITS:
+        raise ValueError("not a size")
+    value = int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+    if value < 1:
+        raise ValueError("less than 1 byte")
+    return value
+
+
+def parse_max_bytes(raw: str) -> int | None:
+    return parse_size(raw) if raw else None
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     """The parsed settings. Build it with :func:`load`."""
@@ -428,6 +460,26 @@ class Settings:
         "the worker's own clock, never with a system call per request). It overrides everything, the "
         "token included. The server must start with `GUNICORN_PYINSTRUMENT=1` for the hooks to be there.",
     )
+    max_reports: int | None = _declare(
+        "MAX_REPORTS",
+        parse_max_reports,
+        default=None,
+        accepted="a whole number, 1 or more",
+        doc="Retention: keep at most this many reports in the directory; the oldest are removed first "
+        "(every file of a report, its metadata first). Enforced while the server runs by the master's "
+        "low-priority helper process, within about a second of a report being written, and by "
+        "`gunicorn-pyinstrument prune`. Unset: no limit.",
+    )
+    max_bytes: int | None = _declare(
+        "MAX_BYTES",
+        parse_max_bytes,
+        default=None,
+        accepted="a size in bytes with an optional unit: KB, MB, GB, TB (powers of 1000) or KiB, MiB, "
+        "GiB, TiB (powers of 1024), for example 500MB",
+        doc="Retention: keep the reports' files under this many bytes in all; the oldest reports are "
+        "removed first, as for `GUNICORN_PYINSTRUMENT_MAX_REPORTS` (both may be set). Reports still being "
+        "rendered are counted once they are complete. Unset: no limit.",
+    )
     base_config: str | None = _declare(
         "BASE_CONFIG",
         parse_base_config,
@@ -436,6 +488,10 @@ class Settings:
         doc="Your own gunicorn config. The plugin's config module loads it (settings and hooks) and chains "
         "its hooks with the plugin's, so profiling needs no edited file.",
     )
+
+    @property
+    def retention(self) -> bool:
+        return self.max_reports is not None or self.max_bytes is not None
 
     @property
     def rendered_formats(self) -> tuple[str, ...]:
@@ -498,8 +554,8 @@ def render_docs() -> str:
         "Every setting is an environment variable, read and validated once by the gunicorn master at "
         "start-up. A value that is not accepted stops gunicorn with one line naming the variable, the "
         "value and what is accepted. For the optional settings (regular expressions, token, label, schedule, "
-        "control file, base config) an empty value means unset; for every other setting an empty value is "
-        "an error.",
+        "control file, base config, retention limits) an empty value means unset; for every other "
+        "setting an empty value is an error.",
         "",
         "| variable | default | accepted |",
         "|---|---|---|",

@@ -43,10 +43,26 @@ def frame_identifier(frame: FrameType) -> str:
     return identifier
 
 
+#: Identifiers by (code, line): a sample then costs a dict lookup per frame, not a string build
+#: (formatting was most of the sampler's own CPU). Bounded: cleared when it grows past the limit.
+_IDENTIFIERS: dict[tuple[Any, int | None], str] = {}
+_IDENTIFIERS_LIMIT = 50_000
+
+
+def cached_identifier(frame: FrameType) -> str:
+    key = (frame.f_code, frame.f_lineno)
+    identifier = _IDENTIFIERS.get(key)
+    if identifier is None:
+        if len(_IDENTIFIERS) >= _IDENTIFIERS_LIMIT:
+            _IDENTIFIERS.clear()
+        identifier = _IDENTIFIERS[key] = frame_identifier(frame)
+    return identifier
+
+
 def stack_of(frame: FrameType | None, root: str) -> list[str]:
     stack: list[str] = []
     while frame is not None:
-        stack.append(frame_identifier(frame))
+        stack.append(cached_identifier(frame))
         frame = frame.f_back
     stack.append(root)
     stack.reverse()
@@ -88,7 +104,12 @@ class SamplerEngine:
     def __init__(self, interval: float) -> None:
         self.interval = interval
         self._captures: dict[int, Capture] = {}  # by id(capture)
-        self._lock = _original("_thread", "allocate_lock")()
+        allocate_lock = _original("_thread", "allocate_lock")
+        self._lock = allocate_lock()
+        # Released when a capture is registered: with nothing to record, the sampler thread sleeps
+        # on it instead of waking (and taking the GIL) every interval.
+        self._wake = allocate_lock()
+        self._wake.acquire()
         self._sleep = _original("time", "sleep")
         self._thread: Any = None
 
@@ -127,14 +148,28 @@ class SamplerEngine:
     def _register(self, capture: Capture) -> None:
         with self._lock:
             self._captures[id(capture)] = capture
+            if self._wake.locked():
+                self._wake.release()
             if self._thread is None:
                 # Started on first use, in the worker: never in the master, never before a fork.
                 self._thread = _original("_thread", "start_new_thread")(self._run, ())
 
     def _run(self) -> None:
         me = threading.get_ident()
+        clock = time.perf_counter
+        deadline = clock()
         while True:
-            self._sleep(self.interval)
+            if not self._captures:
+                self._wake.acquire()  # until a capture is registered
+                deadline = clock()
+            # Sleep until the next deadline rather than a full interval after the last sample, so
+            # the time a sample takes (and waiting for the GIL) does not lower the rate.
+            deadline += self.interval
+            delay = deadline - clock()
+            if delay > 0:
+                self._sleep(delay)
+            else:
+                deadline = clock()  # fell behind (a busy machine): carry on, no burst to catch up
             if self._captures:
                 # A frame that vanishes mid-walk only costs this sample.
                 with contextlib.suppress(Exception):

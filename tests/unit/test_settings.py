@@ -70,6 +70,12 @@ def test_load_reads_os_environ_when_no_mapping_given(monkeypatch, tmp_path):
 # --- bad values: one line, names the variable, shows the value, says what is accepted ---
 
 BAD_VALUES: list[tuple[str, str]] = [
+    ("max_reports", "0"),
+    ("max_reports", "many"),
+    ("max_reports", "1.5"),
+    ("max_bytes", "0"),
+    ("max_bytes", "5 parsecs"),
+    ("max_bytes", "-1MB"),
     ("engine", ""),
     ("engine", "cprofile"),
     ("mode", ""),
@@ -192,6 +198,8 @@ def test_declared_defaults_say_unset_exactly_for_optional_text():
         "base_config",
         "schedule",
         "control_file",
+        "max_reports",
+        "max_bytes",
     }
 
 
@@ -357,3 +365,17 @@ def test_any_text_parses_or_gives_one_line_setting_error(attr, value):
             assert message.startswith(f"{env}=<hidden, {len(value)} characters> is not valid (")
     else:
         assert isinstance(settings, S.Settings)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("100", 100), ("1kb", 1000), ("2 KiB", 2048), ("500MB", 500_000_000), ("1.5GiB", 3 * 1024**3 // 2)],
+)
+def test_sizes_take_decimal_and_binary_units(raw, expected):
+    assert S.parse_size(raw) == expected
+
+
+def test_retention_is_off_unless_a_limit_is_set():
+    assert not S.load({}).retention
+    assert S.load({"GUNICORN_PYINSTRUMENT_MAX_BYTES": "10MB"}).max_bytes == 10_000_000
+    assert S.load({"GUNICORN_PYINSTRUMENT_MAX_REPORTS": "7"}).retention

@@ -1,0 +1,7 @@
+"""``python -m gunicorn_pyinstrument``: the command line (``cli.py``)."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

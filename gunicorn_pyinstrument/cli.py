@@ -1,0 +1,472 @@
+"""The command line: ``gunicorn-pyinstrument`` (or ``python -m gunicorn_pyinstrument``).
+
+Reads the report directory through the catalog (``catalog.py``): ``list``, ``top``, ``render``,
+``merge``, ``diff``, ``prune`` and ``serve`` (the local web page, ``web.py``). The directory is
+``--dir``, else ``GUNICORN_PYINSTRUMENT_DIR``, else the plugin's default, so on a server the
+command needs no option. Errors are one line on stderr; exit status 1 for an empty selection, 2
+for bad usage or a directory that cannot be read. A report that cannot be read is skipped and
+named, never the end of the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import IO, TYPE_CHECKING, Any
+
+from . import catalog as catalog_module
+from .catalog import SELECTION_KEYS, TOP_ORDERS, Catalog, CatalogError, Entry, Query, strip_suffix
+from .report import METADATA_SUFFIX
+from .settings import FORMAT_SUFFIXES, PREFIX, SettingError, declarations, parse_size
+
+if TYPE_CHECKING:
+    from pyinstrument.session import Session
+
+PROG = "gunicorn-pyinstrument"
+OUTPUT_FORMATS = ("html", "speedscope", "text", "pstats", "session")
+#: A progress bar is drawn (on a terminal) for work on more reports than this.
+PROGRESS_THRESHOLD = 200
+
+
+class UsageError(Exception):
+    """Bad input from the user: one line, exit status 2."""
+
+
+class EmptySelection(Exception):
+    """Nothing matched: one line, exit status 1."""
+
+
+# --- parsing values ---
+
+
+def _argument(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """A catalog parser as an argparse type: its ValueError becomes argparse's one-line error."""
+
+    def wrapped(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    wrapped.__name__ = parse.__name__
+    return wrapped
+
+
+def parse_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"negative: {text!r}")
+    return value
+
+
+def setting(attr: str, environ: dict[str, str] | None = None) -> Any:
+    """One plugin setting from the environment, parsed and checked as the server does."""
+    env = os.environ if environ is None else environ
+    decl = dict(declarations())[attr]
+    raw = env.get(decl.env)
+    if raw is None:
+        raw = decl.default if decl.default is not None else ""
+    try:
+        return decl.parse(raw)
+    except ValueError as exc:
+        raise SettingError(f"{decl.env}={raw!r} is not valid ({exc}): expected {decl.accepted}") from None
+
+
+# --- selections on the command line ---
+
+#: Options that select reports; the same in list, top, merge, diff and serve.
+_HELP = {
+    "path": ("REGEX", "paths this regular expression finds (re.search)"),
+    "method": ("METHOD", "HTTP method"),
+    "status": ("CODE", "status code, or a class like 5xx"),
+    "min_duration": ("TIME", "at least this long (0.25, 250ms, 2s)"),
+    "label": ("LABEL", "reports written with this GUNICORN_PYINSTRUMENT_LABEL"),
+    "since": ("TIME", "started at or after (ISO time in UTC, or an age: 10m, 2h)"),
+    "until": ("TIME", "started at or before (ISO time in UTC, or an age)"),
+    "worker": ("WORKER", "written by this worker: pid, instance, PID-INSTANCE or host"),
+    "kind": ("KIND", "request (one per request) or worker (per-worker windows)"),
+    "endpoint": ("ENDPOINT", "as top names it, for example 'GET /users/{n}'"),
+}
+
+
+def add_selection(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("selection (every option given must match)")
+    for key, parse in SELECTION_KEYS.items():
+        metavar, text = _HELP[key]
+        flag = "--" + key.replace("_", "-")
+        group.add_argument(flag, dest=key, type=_argument(parse), metavar=metavar, help=text)
+
+
+def query_from(args: argparse.Namespace, **overrides: Any) -> Query:
+    values = {key: getattr(args, key, None) for key in SELECTION_KEYS}
+    values.update(overrides)
+    return Query(**{k: v for k, v in values.items() if v is not None})
+
+
+def parse_side(text: str, base: Query) -> tuple[Query, str]:
+    try:
+        return base.narrowed(text), text
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+# --- output helpers ---
+
+
+def iso(epoch: float) -> str:
+    moment = datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]], right: set[int], out: IO[str]) -> None:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        cells = [c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(row)]
+        out.write("  ".join(cells).rstrip() + "\n")
+
+
+def shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class Progress:
+    """A one-line progress bar on stderr, drawn only on a terminal and for long work."""
+
+    def __init__(self, total: int, what: str, enabled: bool | None = None, stream: IO[str] | None = None):
+        self.stream = stream or sys.stderr
+        self.total = total
+        self.what = what
+        if enabled is None:
+            enabled = total > PROGRESS_THRESHOLD and self.stream.isatty()
+        self.enabled = enabled
+        self._last = -1.0
+
+    def __call__(self, done: int) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if done < self.total and now - self._last < 0.1:
+            return
+        self._last = now
+        width = 30
+        filled = int(width * done / max(self.total, 1))
+        self.stream.write(f"\r{self.what} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total}")
+        if done >= self.total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def warn(message: str) -> None:
+    print(f"{PROG}: warning: {message}", file=sys.stderr)
+
+
+# --- commands ---
+
+
+def open_catalog(args: argparse.Namespace) -> Catalog:
+    cat = Catalog(args.dir)
+    for name, reason in cat.unreadable.items():
+        warn(f"skipped {os.path.join(cat.directory, name + METADATA_SUFFIX)}: {reason}")
+    return cat
+
+
+def select(cat: Catalog, query: Query, **kwargs: Any) -> list[Entry]:
+    entries = cat.entries(query, **kwargs)
+    if not entries:
+        count, _ = cat.totals()
+        raise EmptySelection(f"no report matches the selection ({count} report(s) in {cat.directory})")
+    return entries
+
+
+def cmd_list(args: argparse.Namespace, out: IO[str]) -> int:
+    with open_catalog(args) as cat:
+        limit = args.limit or None
+        entries = cat.entries(query_from(args), order=args.sort, descending=not args.ascending, limit=limit)
+        if args.json:
+            json.dump([e.to_json() for e in entries], out, indent=1)
+            out.write("\n")
+        elif entries:
+            rows = [
+                (
+                    iso(e.start),
+                    e.method or "WORKER",
+                    shorten(e.path or "(window)", 60),
+                    "" if e.status is None else str(e.status),
+                    f"{e.duration * 1000:.1f}",
+                    e.label or "",
+                    e.worker,
+                    e.name,
+                )
+                for e in entries
+            ]
+            header = ("time (UTC)", "method", "path", "status", "ms", "label", "worker", "name")
+            table(header, rows, {3, 4}, out)
+        if not entries:
+            count, _ = cat.totals()
+            raise EmptySelection(f"no report matches the selection ({count} report(s) in {cat.directory})")
+    return 0
+
+
+def cmd_top(args: argparse.Namespace, out: IO[str]) -> int:
+    with open_catalog(args) as cat:
+        stats = catalog_module.top(cat.entries(query_from(args, kind="request")), args.sort)
+        if args.limit:
+            stats = stats[: args.limit]
+        if args.json:
+            json.dump([s.to_json() for s in stats], out, indent=1)
+            out.write("\n")
+        elif stats:
+            rows = [
+                (
+                    shorten(s.endpoint, 70),
+                    str(s.count),
+                    f"{s.p50 * 1000:.1f}",
+                    f"{s.p95 * 1000:.1f}",
+                    f"{s.max * 1000:.1f}",
+                    f"{s.total:.3f}",
+                )
+                for s in stats
+            ]
+            table(("endpoint", "count", "p50 ms", "p95 ms", "max ms", "total s"), rows, {1, 2, 3, 4, 5}, out)
+        if not stats:
+            count, _ = cat.totals()
+            raise EmptySelection(
+                f"no request report matches the selection ({count} report(s) in {cat.directory})"
+            )
+    return 0
+
+
+def write_output(data: bytes, path: str, out: IO[str]) -> None:
+    if path == "-":
+        out.flush()
+        getattr(out, "buffer", sys.stdout.buffer).write(data)
+        return
+    with open(path, "wb") as f:
+        f.write(data)
+    print(f"wrote {path}", file=sys.stderr)
+
+
+def default_output(stem: str, fmt: str) -> str:
+    return "-" if fmt == "text" else stem + FORMAT_SUFFIXES[fmt]
+
+
+def cmd_render(args: argparse.Namespace, out: IO[str]) -> int:
+    from .formats import load_session, render
+
+    source = args.report
+    if os.path.isfile(source) and not source.endswith(METADATA_SUFFIX):
+        with open(source, "rb") as f:
+            try:
+                session = load_session(f.read())
+            except Exception as exc:
+                raise UsageError(f"cannot read {source} as a pyinstrument session: {exc}") from None
+        stem = strip_suffix(source)
+    else:
+        with open_catalog(args) as cat:
+            entry = cat.get(strip_suffix(source))
+            if entry is None:
+                raise EmptySelection(f"no report named {strip_suffix(source)!r} in {cat.directory}")
+            try:
+                session = cat.load_session(entry)
+            except Exception as exc:
+                raise UsageError(f"cannot read the session of {entry.name}: {exc}") from None
+            stem = entry.name
+    write_output(render(session, args.format), args.output or default_output(stem, args.format), out)
+    return 0
+
+
+def load_all(cat: Catalog, entries: list[Entry], what: str, progress: bool | None) -> Iterator[Session]:
+    def skipped(entry: Entry, reason: str) -> None:
+        warn(f"skipped {entry.name}: {reason}")
+
+    bar = Progress(len(entries), what, enabled=progress)
+    return cat.sessions(entries, skipped, bar)
+
+
+def cmd_merge(args: argparse.Namespace, out: IO[str]) -> int:
+    from .aggregate import merge_sessions
+    from .formats import render
+
+    with open_catalog(args) as cat:
+        entries = select(cat, query_from(args))
+        sessions = list(load_all(cat, entries, "loading", args.progress))
+        if not sessions:
+            raise EmptySelection("none of the selected reports could be read")
+        description = args.title or f"{len(sessions)} reports merged"
+        merged = merge_sessions(sessions, description)
+    stem = "merged_" + time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    write_output(render(merged, args.format), args.output or default_output(stem, args.format), out)
+    print(f"merged {len(sessions)} report(s), {merged.sample_count} samples", file=sys.stderr)
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace, out: IO[str]) -> int:
+    from .compare import diff, html_page, profile, text_table
+
+    base = query_from(args)
+    side_a, a_name = parse_side(args.a, base)
+    side_b, b_name = parse_side(args.b, base)
+    with open_catalog(args) as cat:
+        profiles = []
+        for query, name in ((side_a, a_name), (side_b, b_name)):
+            entries = cat.entries(query)
+            if not entries:
+                raise EmptySelection(f"no report matches {name!r} in {cat.directory}")
+            profiles.append(profile(load_all(cat, entries, f"loading {name}", args.progress)))
+            if not profiles[-1].reports:
+                raise EmptySelection(f"none of the reports of {name!r} could be read")
+    result = diff(profiles[0], profiles[1])
+    limit = args.limit or None
+    if args.json:
+        json.dump(result.to_json(limit), out, indent=1)
+        out.write("\n")
+    else:
+        out.write(text_table(result, limit, a_name, b_name))
+    if args.html:
+        with open(args.html, "w", encoding="utf-8") as f:
+            f.write(html_page(result, f"{a_name} → {b_name}", a_name, b_name))
+        print(f"wrote {args.html}", file=sys.stderr)
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace, out: IO[str]) -> int:
+    max_reports = args.max_reports if args.max_reports is not None else setting("max_reports")
+    max_bytes = args.max_bytes if args.max_bytes is not None else setting("max_bytes")
+    if max_reports is None and max_bytes is None:
+        raise UsageError(
+            f"no retention limit: pass --max-reports or --max-bytes, or set {PREFIX}_MAX_REPORTS "
+            f"or {PREFIX}_MAX_BYTES"
+        )
+    with open_catalog(args) as cat:
+        removed, orphans = cat.prune(max_reports, max_bytes, dry_run=args.dry_run)
+        count, size = cat.totals()
+    verb = "would remove" if args.dry_run else "removed"
+    freed = sum(e.bytes for e in removed)
+    out.write(f"{verb} {len(removed)} report(s) ({freed} bytes) and {len(orphans)} orphaned file(s)\n")
+    if not args.dry_run:
+        out.write(f"{count} report(s), {size} bytes left in {cat.directory}\n")
+    else:
+        for entry in removed:
+            out.write(f"  {entry.name}\n")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, out: IO[str]) -> int:
+    from .web import serve
+
+    serve(args.dir, args.host, args.port, query_from(args), out)
+    return 0
+
+
+# --- the parser ---
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Find, aggregate, compare and browse the reports gunicorn-pyinstrument wrote.",
+    )
+    parser.add_argument(
+        "--dir",
+        default=None,
+        help=f"the report directory (default: ${PREFIX}_DIR, else ./pyinstrument-reports)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(
+        name: str, text: str, run: Callable[[argparse.Namespace, IO[str]], int]
+    ) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=text, description=text)
+        sub.add_argument("--dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        sub.set_defaults(run=run)
+        return sub
+
+    sub = command("list", "list reports, newest first", cmd_list)
+    add_selection(sub)
+    sub.add_argument(
+        "--sort", choices=sorted(catalog_module.ORDERS), default="time", help="sort by (default time)"
+    )
+    sub.add_argument("--ascending", action="store_true", help="smallest (or oldest) first")
+    sub.add_argument("--limit", type=parse_count, default=50, help="at most N rows (default 50; 0: all)")
+    sub.add_argument("--json", action="store_true", help="JSON records instead of a table")
+
+    sub = command("top", "time per endpoint: count, p50, p95, max, total", cmd_top)
+    add_selection(sub)
+    sub.add_argument("--sort", choices=TOP_ORDERS, default="total", help="sort by (default total)")
+    sub.add_argument("--limit", type=parse_count, default=0, help="at most N endpoints (default all)")
+    sub.add_argument("--json", action="store_true", help="JSON records instead of a table")
+
+    sub = command("render", "render a report in another format", cmd_render)
+    sub.add_argument("report", help="a report name (or one of its files), or a .pyisession file")
+    sub.add_argument("-f", "--format", choices=OUTPUT_FORMATS, default="html", help="default html")
+    sub.add_argument(
+        "-o", "--output", help="output file, - for stdout (default NAME.SUFFIX here; text: stdout)"
+    )
+
+    sub = command("merge", "merge the selected reports into one", cmd_merge)
+    add_selection(sub)
+    sub.add_argument("-f", "--format", choices=OUTPUT_FORMATS, default="html", help="default html")
+    sub.add_argument("-o", "--output", help="output file, - for stdout (default merged_TIME.SUFFIX here)")
+    sub.add_argument("--title", help="the merged report's description")
+    _progress_options(sub)
+
+    sub = command("diff", "compare two selections function by function", cmd_diff)
+    sub.add_argument("a", help="side A: KEY=VALUE[,KEY=VALUE...] (label=v1) or a report name")
+    sub.add_argument("b", help="side B, the same way (label=v2)")
+    add_selection(sub)
+    sub.add_argument("--limit", type=parse_count, default=25, help="at most N functions (default 25; 0: all)")
+    sub.add_argument("--json", action="store_true", help="JSON instead of a table")
+    sub.add_argument("--html", metavar="FILE", help="also write the comparison as an HTML page")
+    _progress_options(sub)
+
+    sub = command("prune", "apply retention now (oldest reports first)", cmd_prune)
+    sub.add_argument("--max-reports", type=parse_count, default=None, help=f"default ${PREFIX}_MAX_REPORTS")
+    sub.add_argument(
+        "--max-bytes", type=_argument(parse_size), default=None, help=f"default ${PREFIX}_MAX_BYTES"
+    )
+    sub.add_argument("--dry-run", action="store_true", help="say what would be removed; remove nothing")
+
+    sub = command("serve", "browse the reports in a local web page", cmd_serve)
+    add_selection(sub)
+    sub.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
+    )
+    sub.add_argument("--port", type=parse_count, default=8000, help="port (default 8000; 0: any free port)")
+    return parser
+
+
+def _progress_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--progress", action="store_true", default=None, help="always draw the progress bar")
+    sub.add_argument("--no-progress", dest="progress", action="store_false", help="never draw it")
+
+
+def main(argv: Sequence[str] | None = None, out: IO[str] | None = None) -> int:
+    out = out or sys.stdout
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.dir is None:
+            args.dir = setting("dir")
+        return int(args.run(args, out))
+    except EmptySelection as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 1
+    except (UsageError, CatalogError, SettingError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
