@@ -73,6 +73,8 @@ class Active:
     path: str
     trigger: str
     thread: int
+    query: str | None = None
+    headers: dict[str, str] | None = None
     req: Any = None  # the gunicorn request object, for the hook front-end
     done: bool = False
 
@@ -96,22 +98,53 @@ class Agent:
 
     # --- the core, shared by every front-end ---
 
-    def begin(self, method: str, path: str, offered_token: Callable[[], str | None]) -> Active | None:
-        """Decide, and start a profiler when chosen. ``path`` is percent-decoded."""
+    def begin(
+        self,
+        method: str,
+        path: str,
+        header: Callable[[str], str | None],
+        query: Callable[[], str] | None = None,
+    ) -> Active | None:
+        """Decide, and start a profiler when chosen. ``path`` is percent-decoded; ``header(NAME)``
+        looks a request header up by its upper-case name; ``query()`` gives the query string. Both
+        are only called when needed: for the token, and for what the user opted to record."""
         try:
-            offered = offered_token() if self.selector.token is not None else None
+            offered = header(TOKEN_HEADER_UPPER) if self.selector.token is not None else None
             trigger = self.selector.decide(path, offered)
             if trigger is None:
                 return None
+            recorded_query, recorded_headers = self._recorded(header, query)
             handle = self.engine.start(f"{method} {path}")
             active = Active(
-                handle, time.time(), time.perf_counter(), method, path, trigger, threading.get_ident()
+                handle,
+                time.time(),
+                time.perf_counter(),
+                method,
+                path,
+                trigger,
+                threading.get_ident(),
+                recorded_query,
+                recorded_headers,
             )
             self._in_flight[id(active)] = active
             return active
         except Exception:
             self.log.error("start", "could not start profiling a request")
             return None
+
+    def _recorded(
+        self, header: Callable[[str], str | None], query: Callable[[], str] | None
+    ) -> tuple[str | None, dict[str, str] | None]:
+        settings = self.settings
+        recorded_query = (query() if query is not None else "") if settings.record_query else None
+        recorded_headers = None
+        if settings.record_headers:
+            recorded_headers = {}
+            for name in settings.record_headers:
+                value = header(name.upper())
+                if value is not None:
+                    recorded_headers[name] = value
+        return recorded_query, recorded_headers
 
     def end(self, active: Active, status: int | None, resp: Any = None) -> None:
         """Stop the profiler and hand the profile to the writer (or drop it if too short).
@@ -154,6 +187,8 @@ class Agent:
             duration=duration,
             trigger=active.trigger,
             outcome=outcome,
+            query=active.query,
+            headers=active.headers,
         )
         return Report(
             name=Report.make_name(facts, self.identity, next(self._sequence)),
@@ -177,10 +212,12 @@ class Agent:
                 self.engine.discard(stale.handle)
                 _active.set(None)
             path = decoded_path(str(getattr(req, "path", "") or ""))
+            headers = getattr(req, "headers", ()) or ()
             active = self.begin(
                 str(getattr(req, "method", "") or ""),
                 path,
-                lambda: header_value(getattr(req, "headers", ()) or (), TOKEN_HEADER_UPPER),
+                lambda name: header_value(headers, name),
+                lambda: str(getattr(req, "query", "") or ""),
             )
             if active is not None:
                 active.req = req

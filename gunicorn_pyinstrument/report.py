@@ -85,6 +85,9 @@ class RequestFacts:
     duration: float  # seconds, from the start of the request hook to the end of its body
     trigger: str
     outcome: str = ""  # "" for a finished request, OUTCOME_TIMEOUT when the worker was aborted
+    # Only when the user opted in (GUNICORN_PYINSTRUMENT_RECORD_QUERY / RECORD_HEADERS).
+    query: str | None = None
+    headers: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -143,7 +146,8 @@ class Report:
         return self.name + METADATA_SUFFIX
 
     def metadata(self, files: dict[str, str]) -> dict[str, Any]:
-        """The JSON record written beside the report files. No query string, headers or cookies.
+        """The JSON record written beside the report files. No query string, header or cookie values
+        unless the user opted in to some (``query``, ``headers``).
         Request and worker reports have the same keys; what a window has no value for is null."""
         facts = self.facts
         request = facts if isinstance(facts, RequestFacts) else None
@@ -156,6 +160,8 @@ class Report:
             "end": round(facts.started_at + facts.duration, 6),
             "method": request.method if request else None,
             "path": request.path if request else None,
+            "query": request.query if request else None,
+            "headers": (request.headers or {}) if request else {},
             "status": request.status if request else None,
             "duration": round(facts.duration, 6),
             "trigger": request.trigger if request else KIND_WORKER,

@@ -273,6 +273,18 @@ def parse_base_config(raw: str) -> str | None:
     return path
 
 
+def parse_header_names(raw: str) -> tuple[str, ...]:
+    if not raw:
+        return ()
+    names = [n.strip() for n in raw.split(",")]
+    for name in names:
+        if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", name):
+            raise ValueError(f"not a header name: {name!r}")
+        if name.lower() == TOKEN_HEADER.lower():
+            raise ValueError(f"{TOKEN_HEADER} is the trigger secret and is never recorded")
+    return tuple(dict.fromkeys(n.lower() for n in names))
+
+
 def parse_max_reports(raw: str) -> int | None:
     if not raw:
         return None
@@ -460,6 +472,27 @@ class Settings:
         "the worker's own clock, never with a system call per request). It overrides everything, the "
         "token included. The server must start with `GUNICORN_PYINSTRUMENT=1` for the hooks to be there.",
     )
+    record_query: bool = _declare(
+        "RECORD_QUERY",
+        parse_bool,
+        default="off",
+        accepted="1, true, yes, on, 0, false, no or off",
+        doc="Opt-in: store each profiled request's query string in its metadata record (`query`). Off by "
+        "default, because query strings often carry secrets (tokens, e-mail addresses, session ids) and "
+        "reports are files that get copied around: with it on, treat reports as being as sensitive as "
+        "your access logs (keep `GUNICORN_PYINSTRUMENT_FILE_MODE` at 0600). The query string never "
+        "appears in file names, and the path filters never see it.",
+    )
+    record_headers: tuple[str, ...] = _declare(
+        "RECORD_HEADERS",
+        parse_header_names,
+        default=None,
+        accepted="a comma list of header names (not the token header)",
+        doc="Opt-in: store these request headers' values in each profiled request's metadata record "
+        "(`headers`, names in lower case), for example `User-Agent,X-Request-Id`. Unset: no header is "
+        "stored. Listing `Cookie` or `Authorization` stores credentials in the reports: do so only "
+        f"knowingly. `{TOKEN_HEADER}` is refused.",
+    )
     max_reports: int | None = _declare(
         "MAX_REPORTS",
         parse_max_reports,
@@ -553,9 +586,9 @@ def render_docs() -> str:
         "",
         "Every setting is an environment variable, read and validated once by the gunicorn master at "
         "start-up. A value that is not accepted stops gunicorn with one line naming the variable, the "
-        "value and what is accepted. For the optional settings (regular expressions, token, label, schedule, "
-        "control file, base config, retention limits) an empty value means unset; for every other "
-        "setting an empty value is an error.",
+        "value and what is accepted. For the optional settings (regular expressions, token, label, "
+        "schedule, control file, base config, retention limits, recorded headers) an empty value means "
+        "unset; for every other setting an empty value is an error.",
         "",
         "| variable | default | accepted |",
         "|---|---|---|",

@@ -16,8 +16,23 @@ from .report import status_code
 if TYPE_CHECKING:
     from .agent import Agent
 
-_TOKEN_WSGI = "HTTP_X_PYINSTRUMENT_TOKEN"
-_TOKEN_ASGI = b"x-pyinstrument-token"
+
+def wsgi_header(environ: dict[str, Any], name_upper: str) -> str | None:
+    """A request header from a WSGI environ, by its upper-case name."""
+    key = name_upper.replace("-", "_")
+    if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        key = "HTTP_" + key
+    value = environ.get(key)
+    return None if value is None else str(value)
+
+
+def asgi_header(scope: dict[str, Any], name_upper: str) -> str | None:
+    """A request header from an ASGI scope (byte pairs, lower-case names)."""
+    wanted = name_upper.lower().encode("latin-1")
+    for name, value in scope.get("headers") or ():
+        if bytes(name).lower() == wanted:
+            return bytes(value).decode("latin-1")
+    return None
 
 
 def _wsgi_path(environ: dict[str, Any]) -> str:
@@ -60,7 +75,8 @@ class ProfilingWSGI:
         active = self.agent.begin(
             str(environ.get("REQUEST_METHOD", "")),
             _wsgi_path(environ),
-            lambda: environ.get(_TOKEN_WSGI),
+            lambda name: wsgi_header(environ, name),
+            lambda: str(environ.get("QUERY_STRING", "")),
         )
         if active is None:
             return self.app(environ, start_response)
@@ -95,14 +111,13 @@ class ProfilingASGI:
             await self.app(scope, receive, send)
             return
 
-        def token() -> str | None:
-            for name, value in scope.get("headers") or ():
-                if name.lower() == _TOKEN_ASGI:
-                    return bytes(value).decode("latin-1")
-            return None
-
         # ASGI paths are already percent-decoded.
-        active = self.agent.begin(str(scope.get("method", "")), str(scope.get("path", "")), token)
+        active = self.agent.begin(
+            str(scope.get("method", "")),
+            str(scope.get("path", "")),
+            lambda name: asgi_header(scope, name),
+            lambda: bytes(scope.get("query_string") or b"").decode("latin-1"),
+        )
         if active is None:
             await self.app(scope, receive, send)
             return

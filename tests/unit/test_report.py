@@ -53,9 +53,18 @@ def facts(
     started_at: float = 1_764_167_778.123456,
     duration: float = 0.25,
     status: int | None = 200,
+    query: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> RequestFacts:
     return RequestFacts(
-        method=method, path=path, status=status, started_at=started_at, duration=duration, trigger="sample"
+        method=method,
+        path=path,
+        status=status,
+        started_at=started_at,
+        duration=duration,
+        trigger="sample",
+        query=query,
+        headers=headers,
     )
 
 
@@ -259,6 +268,8 @@ def test_metadata_has_the_documented_keys_and_no_request_details():
         "end",
         "method",
         "path",
+        "query",
+        "headers",
         "status",
         "duration",
         "trigger",
@@ -271,6 +282,8 @@ def test_metadata_has_the_documented_keys_and_no_request_details():
         "interval",
         "files",
     }
+    # Nothing from the request beyond method and path unless the user opted in.
+    assert meta["query"] is None and meta["headers"] == {}
     assert set(meta["worker"]) == {"age", "class", "instance"}
     assert meta["version"] == 1
     assert meta["name"] == report.name
@@ -284,8 +297,23 @@ def test_metadata_has_the_documented_keys_and_no_request_details():
     assert report.filename("html") == report.name + ".html"
     assert report.metadata_name == report.name + ".meta.json"
     text = json.dumps(meta)  # JSON-serializable as is
-    assert "?" not in text and "query" not in text and "header" not in text.lower()
-    assert "cookie" not in text.lower()
+    assert "?" not in text and "cookie" not in text.lower()
+
+
+def test_metadata_holds_the_query_and_headers_only_as_recorded():
+    f = facts(path="/search", query="q=1&email=a%40b", headers={"user-agent": "curl/8"})
+    report = Report(
+        name=Report.make_name(f, identity(), 1),
+        facts=f,
+        worker=identity(),
+        label=None,
+        formats=("session",),
+        samples=1,
+        interval=0.001,
+    )
+    meta = report.metadata({})
+    assert meta["query"] == "q=1&email=a%40b" and meta["headers"] == {"user-agent": "curl/8"}
+    assert "q=1" not in report.name  # never in a file name
 
 
 def test_window_reports_have_the_same_keys_with_nulls_for_request_details():

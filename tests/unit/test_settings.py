@@ -70,6 +70,11 @@ def test_load_reads_os_environ_when_no_mapping_given(monkeypatch, tmp_path):
 # --- bad values: one line, names the variable, shows the value, says what is accepted ---
 
 BAD_VALUES: list[tuple[str, str]] = [
+    ("record_query", "sometimes"),
+    ("record_query", ""),
+    ("record_headers", "User Agent"),
+    ("record_headers", "X-Pyinstrument-Token"),
+    ("record_headers", "a,,b"),
     ("max_reports", "0"),
     ("max_reports", "many"),
     ("max_reports", "1.5"),
@@ -200,6 +205,7 @@ def test_declared_defaults_say_unset_exactly_for_optional_text():
         "control_file",
         "max_reports",
         "max_bytes",
+        "record_headers",
     }
 
 
@@ -379,3 +385,9 @@ def test_retention_is_off_unless_a_limit_is_set():
     assert not S.load({}).retention
     assert S.load({"GUNICORN_PYINSTRUMENT_MAX_BYTES": "10MB"}).max_bytes == 10_000_000
     assert S.load({"GUNICORN_PYINSTRUMENT_MAX_REPORTS": "7"}).retention
+
+
+def test_recorded_headers_are_lower_case_and_unique():
+    got = load({"GUNICORN_PYINSTRUMENT_RECORD_HEADERS": "User-Agent, x-request-id,USER-AGENT"})
+    assert got.record_headers == ("user-agent", "x-request-id")
+    assert load({}).record_headers == () and load({}).record_query is False
