@@ -46,7 +46,7 @@ from .engines.pyinstrument import prepare_import
 from .logs import PREFIX, ThrottledLog, fallback_logger
 from .renderer import RendererProcess, Retention
 from .settings import SettingError, Settings, load, prepare_directory
-from .wrappers import UNSUPPORTED, WRAP_ASGI, attach, front_end_for
+from .wrappers import UNSUPPORTED, WRAP_ASGI, TickingASGI, attach, front_end_for
 from .writer import Writer
 
 #: Our hooks and the arity gunicorn checks for each.
@@ -193,6 +193,8 @@ def _start_worker_mode(worker: Any, settings: Settings) -> None:
         _run_before_signal(signal.SIGABRT, window.abort)
         if not hasattr(worker, "asgi"):
             _run_before_signal(signal.SIGTERM, window.close)
+            # UvicornWorker (its app is in worker.wsgi) beats only every --timeout/2 seconds.
+            worker.wsgi = TickingASGI(worker.wsgi, window.tick)
 
 
 def _stand_down_request_hooks(worker: Any) -> None:

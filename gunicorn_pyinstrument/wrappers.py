@@ -135,6 +135,25 @@ class ProfilingASGI:
             self.agent.end(active, status[0] if status else 500)
 
 
+class TickingASGI:
+    """Per-worker mode under UvicornWorker: turn the window over after each HTTP request. Its
+    heartbeat (where windows turn over) comes only every ``--timeout``/2 seconds, 15 s by
+    default; requests end on the same thread, so a busy worker's windows stay on time."""
+
+    def __init__(self, app: Callable[..., Any], tick: Callable[[], None]) -> None:
+        self.app = app
+        self.tick = tick
+
+    async def __call__(
+        self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]
+    ) -> None:
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if scope.get("type") == "http":
+                self.tick()  # never raises: WorkerProfiler.tick guards itself
+
+
 #: How each worker class reaches requests: gunicorn's request hooks, or a wrapper around the app.
 HOOKS, WRAP_WSGI, WRAP_ASGI, UNSUPPORTED = "hooks", "wsgi-wrapper", "asgi-wrapper", "unsupported"
 

@@ -127,6 +127,34 @@ def test_windows_on_time_and_at_exit(gunicorn, report_dir, worker):
     assert "alpha_work" in seen
 
 
+def test_uvicorn_windows_turn_over_between_requests(gunicorn, report_dir):
+    """UvicornWorker beats only every --timeout/2 s (15 s here): the windows still turn over on
+    time while requests come, because each request's end turns them over too."""
+    pytest.importorskip("uvicorn_worker")
+    env = profiling_env(report_dir, **WINDOW_ENV)
+    server = gunicorn(
+        "-c",
+        CONFIG_FILE,
+        "-k",
+        "uvicorn_worker.UvicornWorker",
+        "-w",
+        "1",
+        "--timeout",
+        "30",
+        FASTAPI_APP,
+        env=env,
+    )
+    for _ in range(20):
+        assert get(server.url + "/alpha?s=0.01")[0] == 200
+        time.sleep(0.25)
+    assert server.stop() == 0
+    records = windows(report_dir)
+    # About 5 s of requests with FLUSH_INTERVAL=1: several windows, none of them heartbeat-long.
+    assert len(records) >= 3, records
+    for record in records[:-1]:
+        assert 1.0 - SLACK <= record["duration"] <= 2.0, record
+
+
 def test_merged_windows_hold_the_sum_of_their_samples(gunicorn, report_dir):
     server = start(gunicorn, report_dir, "sync", workers=2)
     for _ in range(5):
