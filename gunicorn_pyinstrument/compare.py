@@ -228,7 +228,8 @@ def text_table(result: Diff, limit: int | None = 25, a_name: str = "A", b_name: 
     return "\n".join(lines) + "\n"
 
 
-_STYLE = """
+#: The rules the comparison table needs (the web page embeds them in its own style sheet).
+STYLE = """
 body { font: 14px system-ui, sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; }
 th, td { padding: 3px 8px; border-bottom: 1px solid #ddd; text-align: right; }
@@ -240,8 +241,9 @@ tr.faster td.delta { color: #08753a; font-weight: 600; }
 """
 
 
-def html_page(result: Diff, title: str, a_name: str = "A", b_name: str = "B", limit: int | None = 200) -> str:
-    """A self-contained HTML page of the changes (every value escaped)."""
+def html_table(result: Diff, a_name: str = "A", b_name: str = "B", limit: int | None = 200) -> str:
+    """The summary and the table of changes, as an HTML fragment (every value escaped), for
+    :func:`html_page` and for pages that embed it."""
     esc = html.escape
     rows = []
     for c in result.changes[:limit]:
@@ -264,10 +266,18 @@ def html_page(result: Diff, title: str, a_name: str = "A", b_name: str = "B", li
     if limit is not None and len(result.changes) > limit:
         more = f"<p>… {len(result.changes) - limit} more function(s).</p>"
     return (
-        f'<!doctype html><html><head><meta charset="utf-8"><title>{esc(title)}</title>'
-        f"<style>{_STYLE}</style></head><body><h1>{esc(title)}</h1>{summary}"
+        f"{summary}"
         '<table id="diff"><thead><tr><th class="name">function</th><th>self A</th><th>self B</th>'
         "<th>Δ self</th><th>change</th><th>total A</th><th>total B</th><th>Δ total</th>"
         f'<th class="where">where</th></tr></thead><tbody>{"".join(rows)}</tbody></table>{more}'
-        "</body></html>"
+    )
+
+
+def html_page(result: Diff, title: str, a_name: str = "A", b_name: str = "B", limit: int | None = 200) -> str:
+    """A self-contained HTML page of the changes (every value escaped)."""
+    esc = html.escape
+    return (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{esc(title)}</title>'
+        f"<style>{STYLE}</style></head><body><h1>{esc(title)}</h1>"
+        f"{html_table(result, a_name, b_name, limit)}</body></html>"
     )
