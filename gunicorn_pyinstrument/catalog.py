@@ -14,6 +14,10 @@ file at once is its job, not ours). It is only a cache of the files:
 
 Retention (``GUNICORN_PYINSTRUMENT_MAX_REPORTS`` / ``MAX_BYTES``) removes the oldest reports
 first, the metadata record before the files, so a report never appears half-removed.
+
+The directory may be a local copy of remote storage holding only the metadata records
+(``mirror.py``): a :class:`Source` attached to it fetches a report's other files when they are
+first opened, and tells their sizes; the catalog itself knows nothing of the storage.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .report import METADATA_SUFFIX
 from .settings import FORMAT_SUFFIXES
@@ -83,6 +87,29 @@ _SELECT = "SELECT " + ", ".join(f'"{c}"' for c in _COLUMNS) + " FROM reports"
 
 class CatalogError(Exception):
     """The directory cannot be read as a report directory; the message is one line."""
+
+
+class Source(Protocol):
+    """Where the files of a directory's reports come from when they are not there yet."""
+
+    def fetch(self, filename: str) -> None:
+        """Put ``filename`` into the directory; OSError (FileNotFoundError: no such file) if not."""
+
+    def size(self, filename: str) -> int | None:
+        """The file's size where it is stored, or None if unknown."""
+
+
+_SOURCES: dict[str, Source] = {}
+
+
+def attach_source(directory: str, source: Source | None) -> None:
+    """Every Catalog of ``directory`` opened from now on (in this process) fetches through
+    ``source``; None detaches it."""
+    key = os.path.abspath(directory)
+    if source is None:
+        _SOURCES.pop(key, None)
+    else:
+        _SOURCES[key] = source
 
 
 @dataclass(frozen=True)
@@ -419,6 +446,10 @@ ORDERS = {
 }
 
 
+#: How every report name starts (``Report.make_name``): its UTC time stamp.
+_REPORT_NAME = re.compile(r"\d{8}T\d{6}\.\d{6}Z_")
+
+
 def report_name(filename: str) -> str | None:
     """The report a file belongs to (``NAME`` of ``NAME.html``), or None for other files."""
     for suffix in (METADATA_SUFFIX, *FORMAT_SUFFIXES.values()):
@@ -433,8 +464,9 @@ def report_name(filename: str) -> str | None:
 class Catalog:
     """The reports of one directory. Open it, query it, close it (or use ``with``)."""
 
-    def __init__(self, directory: str, *, index: bool = True) -> None:
+    def __init__(self, directory: str, *, index: bool = True, source: Source | None = None) -> None:
         self.directory = os.path.abspath(directory)
+        self.source = source if source is not None else _SOURCES.get(self.directory)
         if not os.path.isdir(self.directory):
             what = "does not exist" if not os.path.exists(self.directory) else "is not a directory"
             raise CatalogError(f"report directory {self.directory} {what}")
@@ -463,7 +495,8 @@ class Catalog:
                 version = db.execute("PRAGMA user_version").fetchone()[0]
                 if version not in (0, INDEX_VERSION):
                     raise sqlite3.DatabaseError(f"index version {version}")
-                db.executescript(_SCHEMA)
+                if version == 0:  # a new file: create the tables (a write, so only once)
+                    db.executescript(_SCHEMA)
                 db.execute("SELECT count(*) FROM reports").fetchone()
                 if not os.access(path, os.W_OK):
                     raise OSError("index not writable")
@@ -530,7 +563,9 @@ class Catalog:
             placeholders = ",".join("?" * len(_COLUMNS))
             db.executemany(f"INSERT OR REPLACE INTO reports VALUES ({placeholders})", rows)
             db.executemany("INSERT OR REPLACE INTO unreadable VALUES (?, ?)", bad)
-            db.execute("INSERT OR REPLACE INTO state VALUES ('mtime', ?)", (mtime,))
+            # A fresh time is not recorded: a change later in the same clock tick would leave the
+            # directory with this very time, and be skipped for good once the grace has passed.
+            db.execute("INSERT OR REPLACE INTO state VALUES ('mtime', ?)", (None if fresh else mtime,))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -550,6 +585,10 @@ class Catalog:
         size = os.stat(meta_path).st_size
         for filename in (record.get("files") or {}).values():
             check_name(filename)
+            remote = self.source.size(filename) if self.source is not None else None
+            if remote is not None:
+                size += remote
+                continue
             with contextlib.suppress(OSError):
                 size += os.stat(os.path.join(self.directory, filename)).st_size
         return Entry.from_record(record, size)
@@ -602,11 +641,15 @@ class Catalog:
     # --- files ---
 
     def file_path(self, entry: Entry, fmt: str) -> str | None:
-        """The path of one of the report's files, or None if it has no such format."""
+        """The path of one of the report's files, or None if it has no such format. With a source
+        attached, the file is fetched first if it is not here yet (OSError if it cannot be)."""
         filename = entry.files.get(fmt)
         if filename is None:
             return None
-        return os.path.join(self.directory, check_name(filename))
+        path = os.path.join(self.directory, check_name(filename))
+        if self.source is not None and not os.path.exists(path):
+            self.source.fetch(filename)
+        return path
 
     def load_session(self, entry: Entry) -> Session:
         from .formats import load_session
@@ -694,6 +737,8 @@ class Catalog:
                 name = report_name(item.name)
                 if name is None or name in known or name in pending or item.name.endswith(METADATA_SUFFIX):
                     continue
+                if not _REPORT_NAME.match(name):
+                    continue  # not written by a worker (a user's notes.txt, a merged_*.html): not ours
                 with contextlib.suppress(OSError):
                     if item.stat(follow_symlinks=False).st_mtime < cutoff:
                         orphans.append(item.name)

@@ -6,23 +6,39 @@ Reads the report directory through the catalog (``catalog.py``): ``list``, ``top
 command needs no option. Errors are one line on stderr; exit status 1 for an empty selection, 2
 for bad usage or a directory that cannot be read. A report that cannot be read is skipped and
 named, never the end of the command.
+
+``--dir s3://BUCKET/PREFIX`` (the default when ``GUNICORN_PYINSTRUMENT_UPLOAD`` is set) reads the
+reports a fleet uploaded there, through a local copy that downloads each record and file once
+(``mirror.py``); ``upload`` sends a local directory's reports there.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from . import catalog as catalog_module
-from .catalog import SELECTION_KEYS, TOP_ORDERS, Catalog, CatalogError, Entry, Query, strip_suffix
+from .catalog import (
+    SELECTION_KEYS,
+    TOP_ORDERS,
+    Catalog,
+    CatalogError,
+    Entry,
+    Query,
+    report_name,
+    strip_suffix,
+)
 from .report import METADATA_SUFFIX
 from .settings import FORMAT_SUFFIXES, PREFIX, SettingError, declarations, parse_size
+from .stores.s3 import StoreError, is_s3_url
 
 if TYPE_CHECKING:
     from pyinstrument.session import Session
@@ -31,6 +47,8 @@ PROG = "gunicorn-pyinstrument"
 OUTPUT_FORMATS = ("html", "speedscope", "text", "pstats", "session")
 #: A progress bar is drawn (on a terminal) for work on more reports than this.
 PROGRESS_THRESHOLD = 200
+#: How often ``serve --dir s3://...`` looks for new reports in the bucket.
+SERVE_SYNC_SECONDS = 30.0
 
 
 class UsageError(Exception):
@@ -51,7 +69,10 @@ def _argument(parse: Callable[[str], Any]) -> Callable[[str], Any]:
         try:
             return parse(text)
         except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
+            message = str(exc)
+            if repr(text) not in message:
+                message += f": {text!r}"
+            raise argparse.ArgumentTypeError(message) from None
 
     wrapped.__name__ = parse.__name__
     return wrapped
@@ -247,7 +268,12 @@ def cmd_top(args: argparse.Namespace, out: IO[str]) -> int:
 def write_output(data: bytes, path: str, out: IO[str]) -> None:
     if path == "-":
         out.flush()
-        getattr(out, "buffer", sys.stdout.buffer).write(data)
+        buffer = getattr(out, "buffer", None)
+        if buffer is None:  # a text stream only (a StringIO): the bytes as text, pstats included
+            out.write(data.decode("utf-8", "surrogateescape"))
+        else:
+            buffer.write(data)
+            buffer.flush()
         return
     with open(path, "wb") as f:
         f.write(data)
@@ -262,18 +288,26 @@ def cmd_render(args: argparse.Namespace, out: IO[str]) -> int:
     from .formats import load_session, render
 
     source = args.report
-    if os.path.isfile(source) and not source.endswith(METADATA_SUFFIX):
+    name = strip_suffix(source)
+    direct = os.path.isfile(source) and (
+        source.endswith(FORMAT_SUFFIXES["session"]) or report_name(os.path.basename(source)) is None
+    )
+    here = os.path.dirname(os.path.abspath(source))
+    if os.path.isfile(source) and not direct and os.path.isfile(os.path.join(here, name + METADATA_SUFFIX)):
+        # One of a report's other files (its HTML, its metadata): the report, from that directory.
+        args.dir = here
+    if direct:
         with open(source, "rb") as f:
             try:
                 session = load_session(f.read())
             except Exception as exc:
                 raise UsageError(f"cannot read {source} as a pyinstrument session: {exc}") from None
-        stem = strip_suffix(source)
+        stem = name
     else:
         with open_catalog(args) as cat:
-            entry = cat.get(strip_suffix(source))
+            entry = cat.get(name)
             if entry is None:
-                raise EmptySelection(f"no report named {strip_suffix(source)!r} in {cat.directory}")
+                raise EmptySelection(f"no report named {name!r} in {cat.directory}")
             try:
                 session = cat.load_session(entry)
             except Exception as exc:
@@ -287,6 +321,9 @@ def load_all(cat: Catalog, entries: list[Entry], what: str, progress: bool | Non
     def skipped(entry: Entry, reason: str) -> None:
         warn(f"skipped {entry.name}: {reason}")
 
+    fetch_many = getattr(cat.source, "fetch_many", None)
+    if fetch_many is not None:  # a copy of object storage: download the sessions several at once
+        fetch_many(e.files["session"] for e in entries if "session" in e.files)
     bar = Progress(len(entries), what, enabled=progress)
     return cat.sessions(entries, skipped, bar)
 
@@ -362,22 +399,123 @@ def cmd_prune(args: argparse.Namespace, out: IO[str]) -> int:
 def cmd_serve(args: argparse.Namespace, out: IO[str]) -> int:
     from .web import serve
 
+    mirror = getattr(args, "mirror", None)
+    if mirror is not None:
+        # The page reads the local copy; keep it up with the fleet while it is open.
+        def keep_syncing() -> None:
+            while True:
+                time.sleep(SERVE_SYNC_SECONDS)
+                try:
+                    mirror.sync(args.since, args.until)
+                except Exception as exc:
+                    warn(f"{exc}; the page shows the reports copied so far")
+
+        threading.Thread(target=keep_syncing, name="gunicorn-pyinstrument-sync", daemon=True).start()
     serve(args.dir, args.host, args.port, query_from(args), out)
     return 0
+
+
+def cmd_upload(args: argparse.Namespace, out: IO[str]) -> int:
+    from .stores.s3 import S3Store, parse_s3_url
+    from .upload import Uploader
+    from .writer import JOB_SUFFIX, SPOOL_DIR
+
+    target = args.to or setting("upload")
+    if target is None:
+        raise UsageError(f"no destination: pass --to s3://BUCKET/PREFIX or set {PREFIX}_UPLOAD")
+    try:
+        location = parse_s3_url(str(target))
+    except ValueError as exc:
+        raise UsageError(f"--to {str(target)!r}: {exc}") from None
+    if not os.path.isdir(args.dir):
+        raise CatalogError(f"report directory {os.path.abspath(args.dir)} does not exist")
+    uploader = Uploader(
+        args.dir, S3Store(location, setting("s3_endpoint_url")), location, keep=args.keep, log=warn
+    )
+    try:
+        uploader.upload_all()
+    except StoreError as exc:
+        raise StoreError(f"{exc} ({uploader.uploaded} report(s) uploaded before)") from None
+    out.write(f"uploaded {uploader.uploaded} report(s) from {os.path.abspath(args.dir)} to {location}\n")
+    with contextlib.suppress(OSError):
+        jobs = [n for n in os.listdir(os.path.join(args.dir, SPOOL_DIR)) if n.endswith(JOB_SUFFIX)]
+        if jobs:
+            warn(
+                f"{len(jobs)} report(s) are still to be rendered, so not uploaded: "
+                f"python -m gunicorn_pyinstrument.renderer --once {args.dir}, then upload again"
+            )
+    return 0
+
+
+def open_remote(args: argparse.Namespace) -> None:
+    """``--dir s3://BUCKET/PREFIX``: bring the local copy of the bucket's records up to date and
+    point ``args.dir`` at it; its catalog fetches the other files when a command opens them."""
+    from .mirror import Mirror, default_cache_dir
+    from .stores.s3 import S3Store, parse_s3_url
+
+    url = args.dir
+    if args.command == "prune":
+        raise UsageError(
+            f"prune does not remove reports from {url}: expire them with a lifecycle rule on the bucket "
+            "(see docs/fleet.md)"
+        )
+    if args.command == "upload":
+        raise UsageError("upload sends a local directory: --dir DIR --to s3://BUCKET/PREFIX")
+    try:
+        location = parse_s3_url(url)
+    except ValueError as exc:
+        raise UsageError(f"--dir {url!r}: {exc}") from None
+    endpoint = setting("s3_endpoint_url")
+    cache = args.cache or setting("cache_dir") or default_cache_dir(location, endpoint)
+    try:
+        mirror = Mirror(location, cache, S3Store(location, endpoint)).attach()
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, StoreError):
+            raise
+        raise UsageError(f"cannot use the cache directory {cache}: {exc}") from None
+    try:
+        result = mirror.sync(getattr(args, "since", None), getattr(args, "until", None))
+    except StoreError as exc:
+        if not any(mirror.local.names(METADATA_SUFFIX)):
+            raise
+        warn(f"{exc}; using the reports copied before, in {mirror.directory}")
+    else:
+        print(
+            f"{location}: {result.reports} report(s), {result.downloaded} downloaded now "
+            f"(local copy: {mirror.directory})",
+            file=sys.stderr,
+        )
+    args.dir = mirror.directory
+    args.mirror = mirror
 
 
 # --- the parser ---
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line, as every other error here (no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=PROG,
         description="Find, aggregate, compare and browse the reports gunicorn-pyinstrument wrote.",
     )
     parser.add_argument(
         "--dir",
         default=None,
-        help=f"the report directory (default: ${PREFIX}_DIR, else ./pyinstrument-reports)",
+        help=f"the report directory, or s3://BUCKET/PREFIX (default: ${PREFIX}_UPLOAD, else ${PREFIX}_DIR, "
+        "else ./pyinstrument-reports)",
+    )
+    parser.add_argument(
+        "--cache",
+        default=None,
+        metavar="DIR",
+        help=f"with --dir s3://...: the local copy (default: ${PREFIX}_CACHE_DIR, else "
+        "~/.cache/gunicorn-pyinstrument/s3/BUCKET/...)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -386,6 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     ) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=text, description=text)
         sub.add_argument("--dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        sub.add_argument("--cache", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         sub.set_defaults(run=run)
         return sub
 
@@ -440,6 +579,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
     )
     sub.add_argument("--port", type=parse_count, default=8000, help="port (default 8000; 0: any free port)")
+
+    sub = command("upload", "upload a local directory's complete reports to object storage", cmd_upload)
+    sub.add_argument("--to", metavar="URL", help=f"s3://BUCKET/PREFIX (default ${PREFIX}_UPLOAD)")
+    sub.add_argument("--keep", action="store_true", help="keep the local copies (default: remove them)")
     return parser
 
 
@@ -454,12 +597,15 @@ def main(argv: Sequence[str] | None = None, out: IO[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.dir is None:
-            args.dir = setting("dir")
+            upload = setting("upload") if args.command != "upload" else None
+            args.dir = str(upload) if upload is not None else setting("dir")
+        if is_s3_url(args.dir):
+            open_remote(args)
         return int(args.run(args, out))
     except EmptySelection as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1
-    except (UsageError, CatalogError, SettingError) as exc:
+    except (UsageError, CatalogError, SettingError, StoreError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:
