@@ -10,10 +10,12 @@ the agent never raises into gunicorn or the app.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -81,6 +83,38 @@ class Active:
 
 _active: ContextVar[Active | None] = ContextVar("gunicorn_pyinstrument_active", default=None)
 
+#: Signals whose gunicorn handlers end a worker by raising SystemExit wherever the main thread is:
+#: the quick stop (INT, QUIT) and the timeout abort.
+_EXITING_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGABRT)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """On the main thread, hold back the handlers of the exiting signals while a finished request
+    is handed over: one landing in the middle would lose the report of a request already answered
+    (sync workers run post_request on the main thread). A signal that came meanwhile is handled
+    right after, as it would have been."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[tuple[int, Any]] = []
+    previous: dict[int, Callable[[int, Any], Any]] = {}
+    try:
+        for signum in _EXITING_SIGNALS:
+            handler = signal.getsignal(signum)
+            if callable(handler):
+                signal.signal(signum, lambda sig, frame: held.append((sig, frame)))
+                previous[signum] = handler
+    except (ValueError, OSError):
+        pass  # not the main interpreter: nothing to hold
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        for number, frame in held:
+            previous[number](number, frame)
+
 
 class Agent:
     def __init__(self, settings: Settings, worker: Any, engine: Engine | None = None) -> None:
@@ -89,7 +123,13 @@ class Agent:
         self.identity = WorkerIdentity.current(worker)
         self.selector = Selector.from_settings(settings)
         self.engine: Engine = engine or make_engine(settings, worker, self.log)
-        self.writer = Writer(settings.dir, settings.file_mode, settings.queue_size, self.log)
+        self.writer = Writer(
+            settings.dir,
+            settings.file_mode,
+            settings.queue_size,
+            self.log,
+            bounded=settings.upload is not None,  # the directory is an upload spool
+        )
         self._sequence = itertools.count(1)
         # Requests being profiled, for worker_abort; dict operations are atomic under the GIL.
         self._in_flight: dict[int, Active] = {}
@@ -231,12 +271,13 @@ class Agent:
         active = _active.get()
         if active is None:
             return
-        _active.set(None)
-        if active.req is not req:
-            self._in_flight.pop(id(active), None)
-            self.engine.discard(active.handle)
-            return
-        self.end(active, None, resp)
+        with signals_held():
+            _active.set(None)
+            if active.req is not req:
+                self._in_flight.pop(id(active), None)
+                self.engine.discard(active.handle)
+                return
+            self.end(active, None, resp)
 
     # --- timeouts and exit ---
 
@@ -273,11 +314,13 @@ class Agent:
         try:
             if not self.writer.close(timeout):
                 self.log.warning("flush", f"writer did not finish in {timeout:g}s; reports may be lost")
-            if self.writer.dropped or self.writer.failed:
+            writer = self.writer
+            if writer.dropped or writer.failed or writer.spool_dropped:
+                spool = f", {writer.spool_dropped} dropped (spool full)" if writer.spool_dropped else ""
                 self.log.warning(
                     "summary",
-                    f"worker {self.identity.pid}: {self.writer.written} reports written, "
-                    f"{self.writer.dropped} dropped (queue full), {self.writer.failed} failed",
+                    f"worker {self.identity.pid}: {writer.written} reports written, "
+                    f"{writer.dropped} dropped (queue full), {writer.failed} failed{spool}",
                 )
         except Exception:
             self.log.error("close", "could not flush the writer")

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 INDEX_DIR = ".catalog"
 INDEX_FILE = "index.sqlite3"
 #: Bumped when the table changes: an index of another version is rebuilt from the files.
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 #: A directory whose modification time is this recent is scanned even if the time matches the
 #: index's: a change in the same clock tick as the last scan would otherwise go unseen.
 MTIME_GRACE_SECONDS = 2.0
@@ -75,7 +75,8 @@ _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS reports (
     name TEXT PRIMARY KEY, kind TEXT, start REAL, "end" REAL, method TEXT, path TEXT,
     status INTEGER, duration REAL, "trigger" TEXT, outcome TEXT, label TEXT, hostname TEXT,
-    pid INTEGER, instance TEXT, samples INTEGER, bytes INTEGER, files TEXT
+    pid INTEGER, instance TEXT, samples INTEGER, bytes INTEGER, files TEXT,
+    json TEXT -- the entry as `list --json` prints it, made once when indexed
 );
 CREATE INDEX IF NOT EXISTS reports_start ON reports (start);
 CREATE TABLE IF NOT EXISTS unreadable (name TEXT PRIMARY KEY, reason TEXT);
@@ -139,7 +140,7 @@ class Entry:
         """``METHOD /folded/path`` for requests, ``WORKER`` for per-worker windows."""
         if self.kind != "request":
             return "WORKER window"
-        return f"{self.method} {fold_path(self.path or '')}"
+        return request_endpoint(self.method, self.path)
 
     @property
     def worker(self) -> str:
@@ -203,6 +204,11 @@ def fold_path(path: str) -> str:
     return "/".join(parts)
 
 
+def request_endpoint(method: str | None, path: str | None) -> str:
+    """A request's endpoint, as :func:`top` groups them: ``GET /users/{n}``."""
+    return f"{method} {fold_path(path or '')}"
+
+
 def percentile(ordered: list[float], fraction: float) -> float:
     """Nearest-rank percentile of an ascending list (the value of an actual request)."""
     if not ordered:
@@ -236,10 +242,14 @@ TOP_ORDERS = ("total", "count", "p50", "p95", "max")
 
 def top(entries: Iterable[Entry], order: str = "total") -> list[EndpointStats]:
     """Per endpoint (method + folded path): count, p50, p95, max and total time in seconds."""
+    return top_of(((e.endpoint, e.duration) for e in entries if e.kind == "request"), order)
+
+
+def top_of(pairs: Iterable[tuple[str, float]], order: str = "total") -> list[EndpointStats]:
+    """:func:`top` from (endpoint, duration) pairs (:meth:`Catalog.endpoint_durations`)."""
     durations: dict[str, list[float]] = {}
-    for entry in entries:
-        if entry.kind == "request":
-            durations.setdefault(entry.endpoint, []).append(entry.duration)
+    for endpoint, duration in pairs:
+        durations.setdefault(endpoint, []).append(duration)
     stats = []
     for endpoint, values in durations.items():
         values.sort()
@@ -425,6 +435,10 @@ class Query:
             values[keys[key.strip()]] = value
         return Query.parse(values, self)
 
+    def filters_entries(self) -> bool:
+        """Whether :meth:`matches` has anything to check beyond what :meth:`sql` selects."""
+        return self.path is not None or self.endpoint is not None or self.worker is not None
+
     def matches(self, entry: Entry) -> bool:
         if self.path is not None and (entry.path is None or not self.path.search(entry.path)):
             return False
@@ -560,7 +574,7 @@ class Catalog:
                     continue  # removed while we looked
                 except Exception as exc:
                     bad.append((name, _reason(exc)))
-            placeholders = ",".join("?" * len(_COLUMNS))
+            placeholders = ",".join("?" * (len(_COLUMNS) + 1))
             db.executemany(f"INSERT OR REPLACE INTO reports VALUES ({placeholders})", rows)
             db.executemany("INSERT OR REPLACE INTO unreadable VALUES (?, ?)", bad)
             # A fresh time is not recorded: a change later in the same clock tick would leave the
@@ -596,8 +610,9 @@ class Catalog:
     @staticmethod
     def _row(entry: Entry) -> tuple[Any, ...]:
         values = entry.to_json()
+        text = json.dumps(values)
         values["files"] = json.dumps(entry.files, sort_keys=True)
-        return tuple(values[c] for c in _COLUMNS)
+        return (*(values[c] for c in _COLUMNS), text)
 
     @staticmethod
     def _entry(row: tuple[Any, ...]) -> Entry:
@@ -620,7 +635,9 @@ class Catalog:
         direction = "DESC" if descending else "ASC"
         sql = f'{_SELECT}{where} ORDER BY "{column}" {direction}, name {direction}'
         rows = self._db.execute(sql, params)
-        matching: Iterator[Entry] = (e for e in map(self._entry, rows) if query.matches(e))
+        matching: Iterator[Entry] = map(self._entry, rows)
+        if query.filters_entries():
+            matching = (e for e in matching if query.matches(e))
         if limit is None:
             return list(matching)
         result: list[Entry] = []
@@ -629,6 +646,35 @@ class Catalog:
                 break
             result.append(entry)
         return result
+
+    def json_records(
+        self,
+        query: Query | None = None,
+        order: str = "time",
+        descending: bool = False,
+        limit: int | None = None,
+    ) -> list[str]:
+        """The selected entries as JSON texts (``Entry.to_json``): stored in the index, so listing
+        100,000 reports does not build and encode 100,000 entries."""
+        query = query or Query()
+        if query.filters_entries():
+            return [json.dumps(e.to_json()) for e in self.entries(query, order, descending, limit)]
+        where, params = query.sql()
+        direction = "DESC" if descending else "ASC"
+        sql = f'SELECT json FROM reports{where} ORDER BY "{ORDERS[order]}" {direction}, name {direction}'
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [row[0] for row in self._db.execute(sql, params)]
+
+    def endpoint_durations(self, query: Query | None = None) -> list[tuple[str, float]]:
+        """(endpoint, duration) of each request report the query selects, for :func:`top_of`. When
+        SQL answers the whole query, three columns are read instead of whole entries."""
+        query = query or Query()
+        if query.filters_entries():
+            return [(e.endpoint, e.duration) for e in self.entries(query) if e.kind == "request"]
+        where, params = Query(**{**query.fields(), "kind": "request"}).sql()
+        rows = self._db.execute(f"SELECT method, path, duration FROM reports{where}", params)
+        return [(request_endpoint(method, path), duration) for method, path, duration in rows]
 
     def get(self, name: str) -> Entry | None:
         row = self._db.execute(f"{_SELECT} WHERE name = ?", (name,)).fetchone()

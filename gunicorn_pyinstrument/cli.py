@@ -22,7 +22,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from . import catalog as catalog_module
@@ -207,14 +207,21 @@ def select(cat: Catalog, query: Query, **kwargs: Any) -> list[Entry]:
     return entries
 
 
+def json_array(lines: list[str]) -> str:
+    """A JSON array of JSON texts, one per line."""
+    return "[\n" + ",\n".join(lines) + "\n]\n" if lines else "[]\n"
+
+
 def cmd_list(args: argparse.Namespace, out: IO[str]) -> int:
     with open_catalog(args) as cat:
-        limit = args.limit or None
-        entries = cat.entries(query_from(args), order=args.sort, descending=not args.ascending, limit=limit)
+        query = query_from(args)
+        order = {"order": args.sort, "descending": not args.ascending, "limit": args.limit or None}
         if args.json:
-            json.dump([e.to_json() for e in entries], out, indent=1)
-            out.write("\n")
-        elif entries:
+            records = cat.json_records(query, **order)
+            out.write(json_array(records))
+            found = bool(records)
+        else:
+            entries = cat.entries(query, **order)
             rows = [
                 (
                     iso(e.start),
@@ -228,9 +235,11 @@ def cmd_list(args: argparse.Namespace, out: IO[str]) -> int:
                 )
                 for e in entries
             ]
-            header = ("time (UTC)", "method", "path", "status", "ms", "label", "worker", "name")
-            table(header, rows, {3, 4}, out)
-        if not entries:
+            if rows:
+                header = ("time (UTC)", "method", "path", "status", "ms", "label", "worker", "name")
+                table(header, rows, {3, 4}, out)
+            found = bool(rows)
+        if not found:
             count, _ = cat.totals()
             raise EmptySelection(f"no report matches the selection ({count} report(s) in {cat.directory})")
     return 0
@@ -238,7 +247,7 @@ def cmd_list(args: argparse.Namespace, out: IO[str]) -> int:
 
 def cmd_top(args: argparse.Namespace, out: IO[str]) -> int:
     with open_catalog(args) as cat:
-        stats = catalog_module.top(cat.entries(query_from(args, kind="request")), args.sort)
+        stats = catalog_module.top_of(cat.endpoint_durations(query_from(args, kind="request")), args.sort)
         if args.limit:
             stats = stats[: args.limit]
         if args.json:
@@ -328,17 +337,36 @@ def load_all(cat: Catalog, entries: list[Entry], what: str, progress: bool | Non
     return cat.sessions(entries, skipped, bar)
 
 
+def fold_stacks(sessions: Iterable[Session], stacks: dict[tuple[str, ...], float]) -> Iterator[Session]:
+    """Each session's seconds added to ``stacks`` per distinct call stack; the session is passed on
+    without its samples (its other fields are what merge_sessions needs)."""
+    for session in sessions:
+        for stack, seconds in session.frame_records:
+            key = tuple(stack)
+            stacks[key] = stacks.get(key, 0.0) + seconds
+        session.frame_records = []
+        yield session
+
+
 def cmd_merge(args: argparse.Namespace, out: IO[str]) -> int:
     from .aggregate import merge_sessions
     from .formats import render
 
     with open_catalog(args) as cat:
         entries = select(cat, query_from(args))
-        sessions = list(load_all(cat, entries, "loading", args.progress))
+        loaded = load_all(cat, entries, "loading", args.progress)
+        # The call tree adds up identical stacks anyway: add them up as each session is loaded, so
+        # only the distinct stacks are kept, written and rendered (1,000 request sessions: 125,000
+        # samples, a few hundred distinct stacks). --keep-samples keeps every sample in order, for
+        # the timeline view, at the cost of a file as large as all the inputs.
+        stacks: dict[tuple[str, ...], float] | None = None if args.keep_samples else {}
+        sessions = list(loaded if stacks is None else fold_stacks(loaded, stacks))
         if not sessions:
             raise EmptySelection("none of the selected reports could be read")
         description = args.title or f"{len(sessions)} reports merged"
         merged = merge_sessions(sessions, description)
+        if stacks is not None:
+            merged.frame_records = [(list(stack), seconds) for stack, seconds in stacks.items()]
     stem = "merged_" + time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     write_output(render(merged, args.format), args.output or default_output(stem, args.format), out)
     print(f"merged {len(sessions)} report(s), {merged.sample_count} samples", file=sys.stderr)
@@ -555,6 +583,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("-f", "--format", choices=OUTPUT_FORMATS, default="html", help="default html")
     sub.add_argument("-o", "--output", help="output file, - for stdout (default merged_TIME.SUFFIX here)")
     sub.add_argument("--title", help="the merged report's description")
+    sub.add_argument(
+        "--keep-samples",
+        action="store_true",
+        help="keep every sample in time order (for the timeline view) instead of one per distinct stack",
+    )
     _progress_options(sub)
 
     sub = command("diff", "compare two selections function by function", cmd_diff)

@@ -5,8 +5,8 @@ Which hook does what, and in which process:
 ============================  =======  ====================================================
 hook                          process  what it does
 ============================  =======  ====================================================
-``when_ready(server)``        master   starts the renderer process (only when a format other
-                                       than ``session`` is configured)
+``when_ready(server)``        master   starts the renderer process (when a format other than
+                                       ``session``, retention or an upload is configured)
 ``pre_fork(server, worker)``  master   restarts the renderer if it died
 ``post_fork(server, worker)`` worker   imports pyinstrument, in the worker, before gevent
                                        patches threading
@@ -44,8 +44,8 @@ from .agent import Agent
 from .continuous import WorkerProfiler
 from .engines.pyinstrument import prepare_import
 from .logs import PREFIX, ThrottledLog, fallback_logger
-from .renderer import RendererProcess, Retention
-from .settings import SettingError, Settings, load, prepare_directory
+from .renderer import RendererProcess, Retention, Upload
+from .settings import SettingError, Settings, load, prepare_directory, prepare_upload
 from .wrappers import UNSUPPORTED, WRAP_ASGI, TickingASGI, attach, front_end_for
 from .writer import Writer
 
@@ -90,6 +90,7 @@ def startup(environ: MutableMapping[str, str] | None = None) -> Settings:
         settings = load(environ)
         if settings.enabled:
             prepare_directory(settings)
+            prepare_upload(settings)
     except SettingError as exc:
         print(f"{PREFIX}error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
@@ -121,15 +122,20 @@ def when_ready(server: Any) -> None:
     settings = _state.settings
     if settings is None or not settings.enabled:
         return
-    if settings.rendered_formats or settings.retention:
-        _state.renderer = RendererProcess(settings.dir, Retention(settings.max_reports, settings.max_bytes))
+    upload = None
+    if settings.upload is not None:
+        upload = Upload(str(settings.upload), settings.s3_endpoint_url, settings.spool_max_bytes)
+    if settings.rendered_formats or settings.retention or upload is not None:
+        retention = Retention(settings.max_reports, settings.max_bytes)
+        _state.renderer = RendererProcess(settings.dir, retention, upload)
         _state.renderer.start()
     what = (
         f"whole workers, a window every {settings.flush_interval:g}s"
         if settings.mode == "worker"
         else f"requests (sample rate {settings.sample_rate:g})"
     )
-    server.log.info(f"{PREFIX}profiling {what} into {settings.dir} as {','.join(settings.formats)}")
+    where = settings.dir if upload is None else f"{upload.url} (spooled in {settings.dir})"
+    server.log.info(f"{PREFIX}profiling {what} into {where} as {','.join(settings.formats)}")
 
 
 @_guarded
@@ -177,7 +183,9 @@ def _start_request_mode(worker: Any, settings: Settings) -> None:
 
 def _start_worker_mode(worker: Any, settings: Settings) -> None:
     log = ThrottledLog(worker.log)
-    writer = Writer(settings.dir, settings.file_mode, settings.queue_size, log)
+    writer = Writer(
+        settings.dir, settings.file_mode, settings.queue_size, log, bounded=settings.upload is not None
+    )
     window = _state.window = WorkerProfiler(settings, worker, writer, log)
     window.tick()  # opens the first window when the gate is open
     heartbeat = worker.notify

@@ -30,11 +30,11 @@ def decoded_path(raw_path: str) -> str:
 
 
 def header_value(headers: Iterable[tuple[str, str]], name_upper: str) -> str | None:
-    """First value of a header; gunicorn hands names over in upper case."""
-    for name, value in headers:
-        if name.upper() == name_upper:
-            return value
-    return None
+    """A header's value; gunicorn hands names over in upper case. A header sent more than once gives
+    its values joined by commas (RFC 9110, 5.3), as in a WSGI environ: every front-end sees the same
+    value, and a repeated token header never matches."""
+    values = [value for name, value in headers if name.upper() == name_upper]
+    return ",".join(values) if values else None
 
 
 CONTROL_CHECK_SECONDS = 1.0

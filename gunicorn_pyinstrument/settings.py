@@ -12,10 +12,12 @@ import dataclasses
 import os
 import re
 import sys
+import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from .stores.local import ensure_directory
+from .stores.s3 import INSTALL_HINT, S3Location, boto3_available, parse_s3_url
 
 PREFIX = "GUNICORN_PYINSTRUMENT"
 
@@ -137,6 +139,8 @@ def parse_regex(raw: str) -> re.Pattern[str] | None:
         return re.compile(raw)
     except re.error as exc:
         raise ValueError(f"bad regular expression ({exc})") from None
+    except (OverflowError, RecursionError) as exc:  # a{4294967296}, or thousands of nested groups
+        raise ValueError(f"bad regular expression ({type(exc).__name__}: {exc})") from None
 
 
 def parse_token(raw: str) -> str | None:
@@ -219,6 +223,8 @@ def parse_span(text: str) -> float:
     if not match:
         raise ValueError(f"bad duration {text.strip()!r}")
     value = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    if value == float("inf"):
+        raise ValueError(f"duration {text.strip()!r} is too long")
     if value <= 0:
         raise ValueError(f"duration {text.strip()!r} is not positive")
     return value
@@ -307,7 +313,10 @@ def parse_size(raw: str) -> int:
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", raw)
     if not match or match.group(2).lower() not in _SIZE_UNITS:
         raise ValueError("not a size")
-    value = int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+    number = float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
+    if number == float("inf"):
+        raise ValueError("too large")
+    value = int(number)
     if value < 1:
         raise ValueError("less than 1 byte")
     return value
@@ -315,6 +324,23 @@ def parse_size(raw: str) -> int:
 
 def parse_max_bytes(raw: str) -> int | None:
     return parse_size(raw) if raw else None
+
+
+def parse_upload(raw: str) -> S3Location | None:
+    return parse_s3_url(raw.strip()) if raw else None
+
+
+def parse_endpoint_url(raw: str) -> str | None:
+    if not raw:
+        return None
+    url = raw.strip()
+    if not url.isprintable() or any(c.isspace() for c in url):
+        raise ValueError("not a URL")
+    parts = urllib.parse.urlsplit(url)  # a ValueError for a bad port or IPv6 address
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("not an http:// or https:// URL")
+    parts.port  # noqa: B018 -- raises ValueError for a port out of range
+    return url
 
 
 @dataclasses.dataclass(frozen=True)
@@ -335,7 +361,8 @@ class Settings:
         default="./pyinstrument-reports",
         accepted="a directory path (created if missing, with mode 0700)",
         doc="Where reports are written. A relative path is taken from the directory gunicorn starts in. "
-        "Checked (created and tested for writing) at start-up when profiling is on.",
+        "Checked (created and tested for writing) at start-up when profiling is on. With "
+        "`GUNICORN_PYINSTRUMENT_UPLOAD`, the local spool where reports wait until they are uploaded.",
     )
     formats: tuple[str, ...] = _declare(
         "FORMATS",
@@ -513,6 +540,52 @@ class Settings:
         "removed first, as for `GUNICORN_PYINSTRUMENT_MAX_REPORTS` (both may be set). Reports still being "
         "rendered are counted once they are complete. Unset: no limit.",
     )
+    upload: S3Location | None = _declare(
+        "UPLOAD",
+        parse_upload,
+        default=None,
+        accepted="an s3://BUCKET/PREFIX URL",
+        doc="Ship reports to S3 or any S3-compatible object storage, for a fleet of containers whose disks "
+        "do not last (docs/fleet.md). Complete reports are uploaded by the master's low-priority helper "
+        "process, never by a worker and never on a request's path, to "
+        "`PREFIX/YYYY-MM-DD/HOST/NAME.*` (the record last), then removed from "
+        "`GUNICORN_PYINSTRUMENT_DIR`, which becomes a local spool: while the store cannot be reached, "
+        "reports wait there and uploads are retried. Needs boto3 (`pip install "
+        "'gunicorn-pyinstrument[s3]'`), checked at start-up; the store itself is not contacted then. "
+        "Credentials and region come from the standard AWS environment (`AWS_*` variables, profiles, "
+        "instance and container roles). Not with `GUNICORN_PYINSTRUMENT_MAX_REPORTS` or `MAX_BYTES`: "
+        "keep reports in the bucket with lifecycle rules. The CLI reads the same URL with "
+        "`--dir s3://BUCKET/PREFIX`. Unset: reports stay in the directory.",
+    )
+    s3_endpoint_url: str | None = _declare(
+        "S3_ENDPOINT_URL",
+        parse_endpoint_url,
+        default=None,
+        accepted="an http:// or https:// URL",
+        doc="The endpoint of an S3-compatible store (MinIO, Ceph, R2, ...), for the server's uploads and "
+        "the CLI. Unset: boto3's own choice, which honours `AWS_ENDPOINT_URL_S3` and `AWS_ENDPOINT_URL`, "
+        "else AWS.",
+    )
+    spool_max_bytes: int = _declare(
+        "SPOOL_MAX_BYTES",
+        parse_size,
+        default="1GB",
+        accepted="a size in bytes with an optional unit, as for `GUNICORN_PYINSTRUMENT_MAX_BYTES`",
+        doc="With `GUNICORN_PYINSTRUMENT_UPLOAD`: the most the local directory may hold while reports wait "
+        "for the store. Past it, workers drop new reports (counted and logged) rather than fill the disk; "
+        "reports already waiting are kept and uploaded when the store is back. Measured by the helper "
+        "process about once a second, and obeyed by the workers' writer threads within a second, so it "
+        "may be exceeded by about a second's worth of reports; no worker scans the directory.",
+    )
+    cache_dir: str | None = _declare(
+        "CACHE_DIR",
+        parse_control_file,
+        default=None,
+        accepted="a directory path",
+        doc="The command line only: where `--dir s3://...` keeps its local copy of the bucket's reports, so "
+        "that no report is downloaded twice. Unset: `$XDG_CACHE_HOME/gunicorn-pyinstrument/s3/BUCKET/...` "
+        "(`~/.cache/...`), one directory per bucket, prefix and endpoint. `--cache DIR` overrides it.",
+    )
     base_config: str | None = _declare(
         "BASE_CONFIG",
         parse_base_config,
@@ -557,7 +630,16 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
             raise SettingError(
                 f"{decl.env}={_shown(decl, raw)} is not valid ({exc}): expected {decl.accepted}"
             ) from None
-    return Settings(**values)
+    settings = Settings(**values)
+    if settings.upload is not None and settings.retention:
+        # Retention would remove reports that are still waiting to be uploaded.
+        attr = "max_reports" if settings.max_reports is not None else "max_bytes"
+        decl = dict(declarations())[attr]
+        raise SettingError(
+            f"{decl.env}={env.get(decl.env)!r} cannot be used with {PREFIX}_UPLOAD: the directory is then "
+            f"a spool bounded by {PREFIX}_SPOOL_MAX_BYTES; keep reports in the bucket with lifecycle rules"
+        )
+    return settings
 
 
 def prepare_directory(settings: Settings) -> None:
@@ -577,6 +659,15 @@ def prepare_directory(settings: Settings) -> None:
         ) from None
 
 
+def prepare_upload(settings: Settings) -> None:
+    """Uploads need boto3: say so now, in one line, rather than in the helper process's log.
+    The store is not contacted: a store that is down must not stop gunicorn from starting."""
+    if settings.upload is not None and not boto3_available():
+        raise SettingError(
+            f"{PREFIX}_UPLOAD={str(settings.upload)!r} needs boto3, which is not installed: {INSTALL_HINT}"
+        )
+
+
 def render_docs() -> str:
     """docs/configuration.md, generated from the declarations."""
     lines = [
@@ -587,7 +678,8 @@ def render_docs() -> str:
         "Every setting is an environment variable, read and validated once by the gunicorn master at "
         "start-up. A value that is not accepted stops gunicorn with one line naming the variable, the "
         "value and what is accepted. For the optional settings (regular expressions, token, label, "
-        "schedule, control file, base config, retention limits, recorded headers) an empty value means "
+        "schedule, control file, base config, retention limits, recorded headers, upload URL, endpoint URL, "
+        "cache directory) an empty value means "
         "unset; for every other setting an empty value is an error.",
         "",
         "| variable | default | accepted |",

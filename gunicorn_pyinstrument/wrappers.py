@@ -8,8 +8,8 @@ wrappers, which profile each HTTP request through the same Agent. The app itself
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator, Sized
+from typing import TYPE_CHECKING, Any, cast
 
 from .report import status_code
 
@@ -27,12 +27,11 @@ def wsgi_header(environ: dict[str, Any], name_upper: str) -> str | None:
 
 
 def asgi_header(scope: dict[str, Any], name_upper: str) -> str | None:
-    """A request header from an ASGI scope (byte pairs, lower-case names)."""
+    """A request header from an ASGI scope (byte pairs, lower-case names); a header sent more than
+    once gives its values joined by commas, as in a WSGI environ (``selection.header_value``)."""
     wanted = name_upper.lower().encode("latin-1")
-    for name, value in scope.get("headers") or ():
-        if bytes(name).lower() == wanted:
-            return bytes(value).decode("latin-1")
-    return None
+    values = [bytes(v).decode("latin-1") for n, v in scope.get("headers") or () if bytes(n).lower() == wanted]
+    return ",".join(values) if values else None
 
 
 def _wsgi_path(environ: dict[str, Any]) -> str:
@@ -66,6 +65,14 @@ class _ClosingBody:
                 on_close()
 
 
+class _SizedClosingBody(_ClosingBody):
+    """The same, for a body with a length (a list): servers that size a body with ``len()``
+    (gevent's pywsgi sends Content-Length instead of chunks) must answer as they would unwrapped."""
+
+    def __len__(self) -> int:
+        return len(cast(Sized, self._body))
+
+
 class ProfilingWSGI:
     def __init__(self, app: Callable[..., Any], agent: Agent) -> None:
         self.app = app
@@ -94,7 +101,8 @@ class ProfilingWSGI:
         except BaseException:
             finish()
             raise
-        return _ClosingBody(body, finish)
+        wrapper = _SizedClosingBody if isinstance(body, Sized) else _ClosingBody
+        return wrapper(body, finish)
 
 
 class ProfilingASGI:

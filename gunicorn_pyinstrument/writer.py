@@ -4,15 +4,22 @@ The worker only stops the profiler and enqueues; this thread serializes the sess
 it atomically. Formats other than the session are left as a job in the spool directory for the
 renderer process (``renderer.py``), so rendering never competes with requests for the worker's
 CPU or its GIL. A full queue drops the new profile and counts it; it never blocks a request.
+
+When reports are uploaded (``GUNICORN_PYINSTRUMENT_UPLOAD``), the directory is a spool: the
+master's helper process measures it and leaves ``FULL_MARK`` in it while it holds more than
+``GUNICORN_PYINSTRUMENT_SPOOL_MAX_BYTES`` (the store down for long). This thread then drops new
+reports; it looks for the mark at most once a second, so no worker scans the directory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import queue
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from .formats import render
@@ -25,6 +32,9 @@ if TYPE_CHECKING:
 
 SPOOL_DIR = ".spool"
 JOB_SUFFIX = ".job.json"
+#: Left in the report directory by the uploader while the spool is over its bound.
+FULL_MARK = ".spool-full"
+FULL_CHECK_SECONDS = 1.0
 
 
 def dumps(record: object) -> bytes:
@@ -32,7 +42,9 @@ def dumps(record: object) -> bytes:
 
 
 class Writer:
-    def __init__(self, directory: str, file_mode: int, queue_size: int, log: ThrottledLog) -> None:
+    def __init__(
+        self, directory: str, file_mode: int, queue_size: int, log: ThrottledLog, bounded: bool = False
+    ) -> None:
         self.store = LocalStore(directory, file_mode)
         self.spool = LocalStore(os.path.join(directory, SPOOL_DIR), file_mode)
         self.file_mode = file_mode
@@ -40,6 +52,11 @@ class Writer:
         self.written = 0
         self.dropped = 0
         self.failed = 0
+        self.spool_dropped = 0
+        #: The directory is an upload spool: obey FULL_MARK.
+        self.bounded = bounded
+        self._full = False
+        self._full_checked = float("-inf")
         self._queue: queue.Queue[tuple[Report, Session] | None] = queue.Queue(maxsize=queue_size)
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -89,7 +106,26 @@ class Writer:
                 continue
             self._write_counted(*item)
 
+    def spool_full(self) -> bool:
+        """Whether the uploader says the spool is over its bound (looked up at most once a second)."""
+        if not self.bounded:
+            return False
+        now = time.monotonic()
+        if now - self._full_checked >= FULL_CHECK_SECONDS:
+            self._full_checked = now
+            self._full = os.path.exists(os.path.join(self.store.root, FULL_MARK))
+        return self._full
+
     def _write_counted(self, report: Report, session: Session) -> bool:
+        if self.spool_full():
+            self.spool_dropped += 1
+            self.log.warning(
+                "spool-full",
+                f"the local spool {self.store.root} is over GUNICORN_PYINSTRUMENT_SPOOL_MAX_BYTES while "
+                f"uploads wait for the store: dropped a report ({self.spool_dropped} dropped in this "
+                "worker so far)",
+            )
+            return False
         try:
             self.write(report, session)
             self.written += 1
@@ -101,36 +137,53 @@ class Writer:
 
     def write(self, report: Report, session: Session) -> None:
         data = render(session, "session")
+        try:
+            self._write_report(report, data)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+            # The directory (or its spool) was removed under us: make it again (the report
+            # directory first, so that it gets its own mode, not a default one as a parent) and
+            # write the whole report again, into the new directory.
+            ensure_directory(self.store.root, self.file_mode)
+            if any(f != "session" for f in report.formats):
+                ensure_directory(self.spool.root, self.file_mode)
+            self._write_report(report, data)
+
+    def _write_report(self, report: Report, data: bytes) -> None:
+        """Every file of one report, all into the directory as it is now (``LocalStore.pinned``),
+        the metadata record or the renderer's job last. When one fails, those already written are
+        removed: a report is whole, or absent."""
         session_name = report.filename("session")
         keep_session = "session" in report.formats
         pending = [f for f in report.formats if f != "session"]
         files = {"session": session_name} if keep_session else {}
-        if keep_session:
-            self._put(self.store, session_name, data)
-        else:
-            self._put(self.spool, session_name, data)
-        if not pending:
-            self._put(self.store, report.metadata_name, dumps(report.metadata(files)))
-            return
-        job = {
-            "metadata": report.metadata(files),
-            "pending": pending,
-            "session_in_spool": not keep_session,
-            "file_mode": self.file_mode,
-        }
-        self._put(self.spool, report.name + JOB_SUFFIX, dumps(job))
+        written: list[tuple[LocalStore, str]] = []
 
-    def _put(self, store: LocalStore, name: str, data: bytes) -> None:
-        try:
-            store.put(name, data)
-        except OSError as exc:
-            if exc.errno != errno.ENOENT:
+        def put(store: LocalStore, name: str, content: bytes) -> None:
+            store.put(name, content)
+            written.append((store, name))
+
+        with contextlib.ExitStack() as stack:
+            store = stack.enter_context(self.store.pinned())
+            spool = stack.enter_context(self.spool.pinned(store)) if pending else store
+            try:
+                put(store if keep_session else spool, session_name, data)
+                if not pending:
+                    put(store, report.metadata_name, dumps(report.metadata(files)))
+                    return
+                job = {
+                    "metadata": report.metadata(files),
+                    "pending": pending,
+                    "session_in_spool": not keep_session,
+                    "file_mode": self.file_mode,
+                }
+                put(spool, report.name + JOB_SUFFIX, dumps(job))
+            except BaseException:
+                for where, name in written:
+                    with contextlib.suppress(OSError):
+                        where.remove(name)
                 raise
-            # The directory was removed under us: make it again (the report directory first, so
-            # that it gets its own mode, not a default one as a parent) and retry once.
-            ensure_directory(self.store.root, self.file_mode)
-            ensure_directory(store.root, self.file_mode)
-            store.put(name, data)
 
     def close(self, timeout: float) -> bool:
         """Write everything queued, then stop the thread. True when it finished in time."""

@@ -232,6 +232,43 @@ def print_how_to_open(example: dict[str, Any]) -> None:
     say("(add pstats to GUNICORN_PYINSTRUMENT_FORMATS to get a .pstats with every report)")
 
 
+def show_cli(example: dict[str, Any]) -> None:
+    """Run the command line on the reports (list, top), and print more commands to try."""
+    script = Path(sys.executable).parent / "gunicorn-pyinstrument"
+    if script.exists():
+        command, typed = [str(script)], shown(script)
+    else:  # installed without its console script: the module does the same
+        command, typed = (
+            [sys.executable, "-m", "gunicorn_pyinstrument"],
+            f"{shown(Path(sys.executable))} -m gunicorn_pyinstrument",
+        )
+    base = f"{typed} --dir {shown(REPORTS)}"
+    say("The command line finds, aggregates and compares reports (docs/cli.md):")
+    for args in (["list", "--limit", "5"], ["top"]):
+        say(f"  $ {base} {' '.join(args)}")
+        try:
+            result = subprocess.run(
+                [*command, "--dir", str(REPORTS), *args], capture_output=True, text=True, timeout=60
+            )
+            output = (result.stdout + result.stderr).splitlines()
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            output = [f"could not run it: {exc}"]
+        for line in output:
+            say(f"    {line}")
+    say("More to try:")
+    tries = [
+        ("list --status 5xx", "the failed requests"),
+        ("top --sort p95", "endpoints by their 95th percentile"),
+        (f"render {example['name']} -f text", "one report as text, from its session"),
+        ("merge --path '^/compute' -o compute.html", "every /compute request in one call tree"),
+        ("diff path=^/compute path=^/slow", "function by function, per report"),
+        ("prune --max-reports 5 --dry-run", "what retention would remove"),
+    ]
+    for args, note in tries:
+        say(f"  # {note}")
+        say(f"  {base} {args}")
+
+
 def main() -> int:
     if REPORTS.exists():
         shutil.rmtree(REPORTS)
@@ -297,6 +334,8 @@ def main() -> int:
             say(f"  ... ({len(lines) - 60} more lines)")
     say()
     print_how_to_open(slowest)
+    say()
+    show_cli(slowest)
     return 0
 
 

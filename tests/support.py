@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -418,3 +419,162 @@ def report_functions(directory: os.PathLike[str] | str, record: Mapping[str, Any
 
 def by_path(records: Iterable[Mapping[str, Any]], path: str) -> list[Mapping[str, Any]]:
     return [r for r in records if r["path"] == path]
+
+
+# --- load and whole-directory checks (the reliability tests) ---
+
+
+class Load:
+    """A bounded concurrent request loop: ``threads`` clients send ``GET /<kind>/<id>?<query>``, each
+    request on a fresh connection, with ids counted from ``first``, until :meth:`stop` or ``limit``
+    requests. Each id's outcome is kept: ``(status, body)``, or the ``repr`` of the connection error.
+    The app answers ``<kind> <id>\\n`` (``tests.apps.reliability_app``), so every body is checked."""
+
+    def __init__(
+        self,
+        url: str,
+        kind: str = "work",
+        query: str = "s=0.02",
+        threads: int = 4,
+        limit: int = 2000,
+        timeout: float = HTTP_SECONDS,
+        first: int = 0,
+    ) -> None:
+        self.url = url
+        self.kind = kind
+        self.query = query
+        self.limit = limit
+        self.timeout = timeout
+        self.outcomes: dict[int, tuple[int, bytes] | str] = {}
+        self._ids = iter(range(first, first + limit))
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._client, daemon=True) for _ in range(threads)]
+
+    def path(self, ident: int) -> str:
+        return f"/{self.kind}/{ident}"
+
+    def expected(self, ident: int) -> tuple[int, bytes]:
+        return 200, f"{self.kind} {ident}\n".encode()
+
+    def _client(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                ident = next(self._ids, None)
+            if ident is None:
+                return
+            outcome: tuple[int, bytes] | str
+            try:
+                outcome = get(f"{self.url}{self.path(ident)}?{self.query}", timeout=self.timeout)
+            except (OSError, http.client.HTTPException) as exc:
+                outcome = repr(exc)
+            with self._lock:
+                self.outcomes[ident] = outcome
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(self.timeout + 5)
+
+    def done(self) -> int:
+        with self._lock:
+            return len(self.outcomes)
+
+    def wait(self, count: int, timeout: float = 30.0) -> None:
+        """Until ``count`` requests have an outcome (all of them if fewer are left)."""
+        deadline = time.monotonic() + timeout
+        while self.done() < min(count, self.limit) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert self.done() >= min(count, self.limit), (
+            f"{self.done()} of {count} requests done in {timeout:g}s"
+        )
+
+    def answered(self) -> list[int]:
+        """Ids answered with exactly the app's response."""
+        with self._lock:
+            return sorted(i for i, outcome in self.outcomes.items() if outcome == self.expected(i))
+
+    def unexpected(self, allowed: Iterable[int] = ()) -> dict[int, tuple[int, bytes] | str]:
+        """Outcomes that are neither the app's response, nor a connection error, nor an ``allowed``
+        status (a 500 from gunicorn cutting a request short on a quick shutdown, say)."""
+        allowed = set(allowed)
+        with self._lock:
+            return {
+                i: o
+                for i, o in self.outcomes.items()
+                if o != self.expected(i) and not isinstance(o, str) and o[0] not in allowed
+            }
+
+    def errors(self) -> dict[int, str]:
+        with self._lock:
+            return {i: o for i, o in self.outcomes.items() if isinstance(o, str)}
+
+
+def records_by_path(directory: os.PathLike[str] | str) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for record in metadata_records(directory):
+        found.setdefault(record["path"], []).append(record)
+    return found
+
+
+def wait_for_paths(
+    directory: os.PathLike[str] | str, paths: Iterable[str], timeout: float = 30.0
+) -> dict[str, list[dict[str, Any]]]:
+    """Poll until every path has a complete report; the records by path (some missing on timeout)."""
+    wanted = set(paths)
+    deadline = time.monotonic() + timeout
+    while True:
+        found = records_by_path(directory)
+        if wanted <= found.keys() or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+#: How each rendered format ends when whole.
+_FORMAT_ENDINGS = {".html": b"</html>", ".speedscope.json": b"}"}
+
+
+def check_report_directory(directory: os.PathLike[str] | str) -> list[dict[str, Any]]:
+    """Assert that no partial report, and no partial file, is visible in ``directory``: every
+    metadata record parses and names files that exist and load; every visible session loads and
+    every rendered file is whole; the catalog lists exactly the records, and loads each session.
+    Only hidden names (``.tmp-`` leftovers of a killed writer, ``.spool``, ``.catalog``) are exempt.
+    Returns the records."""
+    from gunicorn_pyinstrument.catalog import Catalog
+
+    root = Path(directory)
+    records = []
+    for path in sorted(root.iterdir()):
+        if path.name.startswith("."):
+            continue
+        assert path.is_file(), path
+        data = path.read_bytes()
+        assert data, f"empty file {path.name}"
+        if path.name.endswith(METADATA_SUFFIX):
+            record = json.loads(data)
+            assert record["name"] + METADATA_SUFFIX == path.name
+            for name in record["files"].values():
+                assert (root / name).is_file(), f"{path.name} names {name}, which is missing"
+            records.append(record)
+        elif path.name.endswith(".pyisession"):
+            load_session(path)
+        else:
+            for suffix, ending in _FORMAT_ENDINGS.items():
+                if path.name.endswith(suffix):
+                    assert data.rstrip().endswith(ending), f"truncated {path.name}"
+    with Catalog(str(root)) as catalog:
+        entries = catalog.entries()
+        assert catalog.unreadable == {}
+        assert sorted(e.name for e in entries) == sorted(r["name"] for r in records)
+        for entry in entries:
+            if "session" in entry.files:
+                catalog.load_session(entry)
+    return records

@@ -304,8 +304,30 @@ def test_merge_sums_the_samples(served, work):
     merged = Session.load(work / "merged.pyisession")
     inputs = [Session.load(directory / r["files"]["session"]) for r in v1]
     assert merged.sample_count == sum(s.sample_count for s in inputs) == sum(r["samples"] for r in v1)
-    assert len(merged.frame_records) == sum(len(s.frame_records) for s in inputs)
+    # One record per distinct stack, holding the time of every sample of that stack.
+    distinct = {tuple(stack) for s in inputs for stack, _ in s.frame_records}
+    assert len(merged.frame_records) == len(distinct)
+    assert sum(t for _, t in merged.frame_records) == pytest.approx(
+        sum(t for s in inputs for _, t in s.frame_records)
+    )
     assert merged.duration == pytest.approx(sum(s.duration for s in inputs))
+    ok(
+        cli(
+            "merge",
+            "--label",
+            "v1",
+            "-f",
+            "session",
+            "--keep-samples",
+            "-o",
+            "all.pyisession",
+            cwd=work,
+            directory=directory,
+        )
+    )
+    every = Session.load(work / "all.pyisession")
+    assert len(every.frame_records) == sum(len(s.frame_records) for s in inputs)
+    assert every.sample_count == merged.sample_count
     assert f"merged {len(v1)} report(s), {merged.sample_count} samples" in result.stderr
     # The merged tree renders, and holds the work of every endpoint.
     html = ok(cli("merge", "--label", "v1", "-o", "-", cwd=work, directory=directory, entry="module"))

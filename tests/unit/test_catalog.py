@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import logging
 import math
 import multiprocessing
 import os
@@ -21,7 +20,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from pyinstrument.session import Session
+from synthetic import T0, write_report
 
 from gunicorn_pyinstrument import catalog as catalog_module
 from gunicorn_pyinstrument.catalog import (
@@ -37,71 +36,10 @@ from gunicorn_pyinstrument.catalog import (
     percentile,
     top,
 )
-from gunicorn_pyinstrument.logs import ThrottledLog
 from gunicorn_pyinstrument.renderer import RETENTION_SECONDS, Pruner, Retention
-from gunicorn_pyinstrument.report import METADATA_SUFFIX, Report, RequestFacts, WindowFacts, WorkerIdentity
+from gunicorn_pyinstrument.report import METADATA_SUFFIX, Report
 from gunicorn_pyinstrument.settings import FORMAT_SUFFIXES
-from gunicorn_pyinstrument.writer import JOB_SUFFIX, SPOOL_DIR, Writer
-
-T0 = 1_764_000_000.0  # 2025-11-24, a fixed start time for synthetic reports
-THREAD = "MainThread\x00<thread>\x00140000"
-
-
-def session_of(start: float, duration: float, *functions: str) -> Session:
-    """A session whose samples are in ``functions`` (one 1 ms sample each, under one thread)."""
-    records = [([THREAD, f"{name}\x00/app/views.py\x0010"], 0.001) for name in functions or ("view",)]
-    return Session(
-        frame_records=records,
-        start_time=start,
-        duration=duration,
-        min_interval=0.001,
-        max_interval=0.001,
-        sample_count=len(records),
-        start_call_stack=[THREAD],
-        target_description="synthetic",
-        cpu_time=0.0,
-        sys_path=[],
-        sys_prefixes=[],
-    )
-
-
-_sequence = iter(range(1, 1_000_000))
-
-
-def write_report(
-    directory: Path | str,
-    *,
-    method: str = "GET",
-    path: str = "/api/users/1",
-    status: int | None = 200,
-    start: float = T0,
-    duration: float = 0.1,
-    label: str | None = None,
-    pid: int = 100,
-    instance: str = "aaaaaa",
-    hostname: str = "web-1",
-    formats: tuple[str, ...] = ("session",),
-    window: bool = False,
-) -> Report:
-    """One report, written by the project's Writer as a worker would."""
-    worker = WorkerIdentity(pid=pid, age=1, worker_class="SyncWorker", hostname=hostname, instance=instance)
-    facts: RequestFacts | WindowFacts
-    if window:
-        facts = WindowFacts(started_at=start, duration=duration)
-    else:
-        facts = RequestFacts(method, path, status, start, duration, "sample")
-    session = session_of(start, duration)
-    report = Report(
-        Report.make_name(facts, worker, next(_sequence)),
-        facts,
-        worker,
-        label,
-        formats,
-        session.sample_count,
-        0.001,
-    )
-    Writer(str(directory), 0o600, 4, ThrottledLog(logging.getLogger("test"))).write(report, session)
-    return report
+from gunicorn_pyinstrument.writer import JOB_SUFFIX, SPOOL_DIR
 
 
 def record_of(directory: Path, name: str) -> dict:
@@ -503,6 +441,17 @@ def test_order_and_limit(varied):
         gets = sorted((r["start"], n) for n, r in records.items() if r["method"] == "GET")
         assert newest_get == [n for _, n in reversed(gets)][:2]
         assert cat.entries(limit=0) == []
+
+
+def test_json_records_are_the_entries_as_json(varied):
+    directory, records = varied
+    with Catalog(str(directory)) as cat:
+        for query in (Query(), Query(method="GET"), Query(path=re.compile("users")), Query(worker="web")):
+            for order, descending, limit in (("time", True, None), ("duration", False, 3)):
+                entries = cat.entries(query, order, descending, limit)
+                texts = cat.json_records(query, order, descending, limit)
+                assert [json.loads(t) for t in texts] == [e.to_json() for e in entries]
+        assert len(cat.json_records()) == len(records)
 
 
 # --- endpoints and statistics ---

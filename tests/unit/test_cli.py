@@ -412,7 +412,14 @@ def test_merge_sums_the_samples(capsys, reports, tmp_path):
     merged = Session.load(output)
     parts = [Session.load(directory / (n + ".pyisession")) for n in names]
     assert merged.sample_count == sum(p.sample_count for p in parts)
-    assert len(merged.frame_records) == sum(len(p.frame_records) for p in parts)
+    # Folded: one record per distinct stack, the same time in all.
+    assert len(merged.frame_records) == len({tuple(st) for p in parts for st, _ in p.frame_records})
+    assert sum(t for _, t in merged.frame_records) == pytest.approx(
+        sum(t for p in parts for _, t in p.frame_records)
+    )
+    kept = tmp_path / "kept.pyisession"
+    assert run("--dir", str(directory), "merge", "-f", "session", "--keep-samples", "-o", str(kept))[0] == 0
+    assert len(Session.load(kept).frame_records) == sum(len(p.frame_records) for p in parts)
     assert merged.target_description == "all"
     assert f"merged 6 report(s), {merged.sample_count} samples" in capsys.readouterr().err
 

@@ -211,6 +211,16 @@ def test_drain_can_be_stopped(tmp_path, session):
     assert len(pending_jobs(str(tmp_path))) == 3
 
 
+def test_drain_runs_retention_between_jobs(tmp_path, session):
+    """Retention keeps up with a long backlog instead of waiting for it to be rendered."""
+    writer = make_writer(tmp_path)
+    for i in range(3):
+        writer.write(make_report(("text",), seq=i), session)
+    pending_seen: list[int] = []
+    assert drain(str(tmp_path), between=lambda: pending_seen.append(len(pending_jobs(str(tmp_path))))) == 3
+    assert pending_seen == [2, 1, 0]
+
+
 def test_job_whose_session_is_gone_does_not_stay_pending(tmp_path, session):
     report = make_report(("session", "html"))
     make_writer(tmp_path).write(report, session)

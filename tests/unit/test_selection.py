@@ -181,7 +181,9 @@ def test_header_constant_matches_the_documented_header():
 @pytest.mark.parametrize("name", ["X-PYINSTRUMENT-TOKEN", "x-pyinstrument-token", "X-Pyinstrument-Token"])
 def test_header_value_is_case_insensitive(name):
     headers = [("HOST", "example.com"), (name, "first"), ("X-PYINSTRUMENT-TOKEN", "second")]
-    assert header_value(headers, TOKEN_HEADER_UPPER) == "first"
+    # Repeated: every value, joined by commas as in a WSGI environ (so a repeated token never matches).
+    assert header_value(headers, TOKEN_HEADER_UPPER) == "first,second"
+    assert header_value(headers[:2], TOKEN_HEADER_UPPER) == "first"
 
 
 def test_header_value_missing():

@@ -148,6 +148,21 @@ BAD_VALUES: list[tuple[str, str]] = [
     ("base_config", "python:a..b"),
     ("base_config", "/definitely/not/here/gunicorn.conf.py"),
     ("base_config", "file:/definitely/not/here.py"),
+    ("upload", "/var/reports"),
+    ("upload", "https://fleet-reports.s3.amazonaws.com/prod"),
+    ("upload", "s3://"),
+    ("upload", "s3://Fleet_Reports/prod"),
+    ("upload", "s3://fleet-reports/prod//web"),
+    ("upload", "s3://fleet-reports/../prod"),
+    ("s3_endpoint_url", "127.0.0.1:9000"),
+    ("s3_endpoint_url", "ftp://127.0.0.1"),
+    ("s3_endpoint_url", "http://"),
+    ("s3_endpoint_url", "http://127.0.0.1:99999"),
+    ("spool_max_bytes", ""),
+    ("spool_max_bytes", "0"),
+    ("spool_max_bytes", "lots"),
+    ("spool_max_bytes", "-1GB"),
+    ("cache_dir", "/tmp/\x00cache"),
 ]
 
 
@@ -188,7 +203,19 @@ def test_bad_token_is_never_echoed(token):
 
 
 @pytest.mark.parametrize(
-    "attr", ["include", "exclude", "token", "label", "base_config", "schedule", "control_file"]
+    "attr",
+    [
+        "include",
+        "exclude",
+        "token",
+        "label",
+        "base_config",
+        "schedule",
+        "control_file",
+        "upload",
+        "s3_endpoint_url",
+        "cache_dir",
+    ],
 )
 def test_empty_means_unset_for_optional_text(attr):
     assert getattr(load({DECLS[attr].env: ""}), attr) is None
@@ -206,6 +233,9 @@ def test_declared_defaults_say_unset_exactly_for_optional_text():
         "max_reports",
         "max_bytes",
         "record_headers",
+        "upload",
+        "s3_endpoint_url",
+        "cache_dir",
     }
 
 
