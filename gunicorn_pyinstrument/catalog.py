@@ -724,11 +724,16 @@ class Catalog:
     # --- retention ---
 
     def prune(
-        self, max_reports: int | None, max_bytes: int | None, dry_run: bool = False
+        self,
+        max_reports: int | None,
+        max_bytes: int | None,
+        dry_run: bool = False,
+        orphans: bool = True,
     ) -> tuple[list[Entry], list[str]]:
         """Remove the oldest reports until at most ``max_reports`` remain and their files hold at
-        most ``max_bytes``; and report files left without a metadata record for over an hour.
-        Returns the entries and the orphan files removed (or that would be, with ``dry_run``)."""
+        most ``max_bytes``; and (``orphans``) report files left without a metadata record for over
+        an hour, which takes a walk of the whole directory. Returns the entries and the orphan
+        files removed (or that would be, with ``dry_run``)."""
         self.refresh()
         count, size = self.totals()
         removed: list[Entry] = []
@@ -740,19 +745,19 @@ class Catalog:
                 removed.append(entry)
                 count -= 1
                 size -= entry.bytes
-        orphans = self._orphans()
+        orphan_files = self._orphans() if orphans else []
         if dry_run:
-            return removed, orphans
+            return removed, orphan_files
         for entry in removed:
             self._remove(entry)
-        for filename in orphans:
+        for filename in orphan_files:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(self.directory, filename))
         if removed:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany("DELETE FROM reports WHERE name = ?", ((e.name,) for e in removed))
             self._db.execute("COMMIT")
-        return removed, orphans
+        return removed, orphan_files
 
     def _remove(self, entry: Entry) -> None:
         # The record first: from then on no reader lists the report.

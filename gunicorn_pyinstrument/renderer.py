@@ -50,6 +50,7 @@ DIRECTORY_ERRNOS = frozenset(
 RETRY_SECONDS = 2.0
 POLL_SECONDS = 0.2
 RETENTION_SECONDS = 1.0
+ORPHAN_SWEEP_SECONDS = 600.0
 #: What the helper spends uploading at shutdown, within the master's wait (hooks.RENDERER_STOP_SECONDS).
 UPLOAD_STOP_SECONDS = 8.0
 
@@ -111,16 +112,23 @@ class Pruner:
         self.retention = retention
         self._catalog: Catalog | None = None
         self._next = 0.0
+        self._next_orphans = 0.0
 
     def __call__(self, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         if not self.retention or now < self._next:
             return
         self._next = now + RETENTION_SECONDS
+        # Orphans (files a killed worker left without a record) are rare and an hour old before
+        # they count; looking for them walks the whole directory, so not every second.
+        orphans = now >= self._next_orphans
+        if orphans:
+            self._next_orphans = now + ORPHAN_SWEEP_SECONDS
         try:
             if self._catalog is None:
                 self._catalog = Catalog(self.directory)
-            self._catalog.prune(self.retention.max_reports, self.retention.max_bytes)
+            limits = self.retention
+            self._catalog.prune(limits.max_reports, limits.max_bytes, orphans=orphans)
         except Exception as exc:
             print(
                 f"gunicorn-pyinstrument renderer: cannot apply retention in {self.directory}: {exc!r}",

@@ -36,7 +36,7 @@ from gunicorn_pyinstrument.catalog import (
     percentile,
     top,
 )
-from gunicorn_pyinstrument.renderer import RETENTION_SECONDS, Pruner, Retention
+from gunicorn_pyinstrument.renderer import ORPHAN_SWEEP_SECONDS, RETENTION_SECONDS, Pruner, Retention
 from gunicorn_pyinstrument.report import METADATA_SUFFIX, Report
 from gunicorn_pyinstrument.settings import FORMAT_SUFFIXES
 from gunicorn_pyinstrument.writer import JOB_SUFFIX, SPOOL_DIR
@@ -685,6 +685,30 @@ def test_pruner_runs_at_most_once_a_period(tmp_path):
     assert len(catalog_names(tmp_path)) == 5
     prune(now=100.0 + RETENTION_SECONDS)
     assert catalog_names(tmp_path) == [reports[4].name, *(r.name for r in later)]
+
+
+def test_pruner_looks_for_orphans_only_every_sweep_period(tmp_path):
+    """Looking for orphans walks the whole directory: the pruner does it once per sweep period,
+    while it applies the limits every second."""
+    write_report(tmp_path, start=T0)
+    old = time.time() - ORPHAN_SECONDS - 1
+
+    def orphan(start: float) -> Path:
+        report = write_report(tmp_path, start=start)
+        (tmp_path / report.metadata_name).unlink()
+        path = tmp_path / report.filename("session")
+        os.utime(path, (old, old))
+        return path
+
+    first = orphan(T0 + 1)
+    prune = Pruner(str(tmp_path), Retention(max_reports=10))
+    prune(now=1000.0)
+    assert not first.exists()
+    second = orphan(T0 + 2)
+    prune(now=1000.0 + RETENTION_SECONDS)
+    assert second.exists()  # not swept yet
+    prune(now=1000.0 + ORPHAN_SWEEP_SECONDS)
+    assert not second.exists()
 
 
 def test_pruner_without_limits_does_nothing(tmp_path):
