@@ -186,6 +186,12 @@ class Agent:
                     recorded_headers[name] = value
         return recorded_query, recorded_headers
 
+    def _keeps(self, active: Active, duration: float | None = None) -> bool:
+        """Will this request's profile be written (long enough, or asked for with the token)?"""
+        if duration is None:
+            duration = time.perf_counter() - active.t0
+        return active.trigger == TRIGGER_TOKEN or duration >= self.settings.min_duration
+
     def end(self, active: Active, status: int | None, resp: Any = None) -> None:
         """Stop the profiler and hand the profile to the writer (or drop it if too short).
         ``resp``: a gunicorn response to read the status from, after the profiler has stopped."""
@@ -194,7 +200,7 @@ class Agent:
         if active.done:  # already written by worker_abort
             return
         active.done = True
-        if active.trigger != TRIGGER_TOKEN and duration < self.settings.min_duration:
+        if not self._keeps(active, duration):
             # Too short to keep: stop without building a Session (the common case with the sampler).
             try:
                 self.engine.discard(active.handle)
@@ -271,12 +277,15 @@ class Agent:
         active = _active.get()
         if active is None:
             return
+        _active.set(None)
+        if active.req is not req:
+            self._in_flight.pop(id(active), None)
+            self.engine.discard(active.handle)
+            return
+        if not self._keeps(active):
+            self.end(active, None, resp)  # dropped as too short: no report to lose to a signal
+            return
         with signals_held():
-            _active.set(None)
-            if active.req is not req:
-                self._in_flight.pop(id(active), None)
-                self.engine.discard(active.handle)
-                return
             self.end(active, None, resp)
 
     # --- timeouts and exit ---
