@@ -33,7 +33,6 @@ import dataclasses
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -56,6 +55,8 @@ from throughput import (
     ms_per_request,
     proc_stat,
     set_autogroup_nice,
+    stop_master,
+    wait_until_idle,
 )
 from throughput import run_wrk as throughput_run_wrk
 
@@ -205,26 +206,11 @@ class Server:
     def settle(self, timeout: float = 15.0) -> None:
         """Until the workers are idle (the writer threads have caught up); the sampler thread, which
         keeps waking at the interval once started, costs well under a tick per quarter second."""
-        deadline = time.monotonic() + timeout
-        before = sum(self.ticks().values())
-        quiet = 0
-        while time.monotonic() < deadline and quiet < 2:
-            time.sleep(0.25)
-            now = sum(self.ticks().values())
-            quiet = quiet + 1 if now - before <= 1 else 0
-            before = now
+        wait_until_idle(lambda: sum(self.ticks().values()), timeout)
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            log(f"  gunicorn ({self.kind} {self.config}) did not stop in 60 s: killing its process group")
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        if self.proc is not None:
+            stop_master(self.proc, f"{self.kind} {self.config}")
 
     def read_log(self) -> str:
         try:

@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -67,6 +67,33 @@ def log(message: str) -> None:
 
 
 # --- /proc helpers ---
+
+
+def wait_until_idle(ticks: Callable[[], int], timeout: float) -> None:
+    """Until ``ticks()`` (CPU ticks of the processes watched) stops growing: two quarter-seconds in
+    a row with at most one tick, or ``timeout``."""
+    deadline = time.monotonic() + timeout
+    before = ticks()
+    quiet = 0
+    while time.monotonic() < deadline and quiet < 2:
+        time.sleep(0.25)
+        now = ticks()
+        quiet = quiet + 1 if now - before <= 1 else 0
+        before = now
+
+
+def stop_master(proc: subprocess.Popen[bytes], name: str) -> None:
+    """SIGTERM a gunicorn master and wait; SIGKILL its process group if it is stuck."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        log(f"  gunicorn ({name}) did not stop in 60 s: killing its process group")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
 
 
 def proc_stat(pid: int, tid: int | None = None) -> tuple[int, int] | None:
@@ -393,14 +420,7 @@ class Server:
 
     def settle(self, timeout: float = 15.0) -> None:
         """Wait until the workers are idle: the writer threads have caught up with the queue."""
-        deadline = time.monotonic() + timeout
-        before = sum(self.worker_ticks().values())
-        quiet = 0
-        while time.monotonic() < deadline and quiet < 2:
-            time.sleep(0.25)
-            now = sum(self.worker_ticks().values())
-            quiet = quiet + 1 if now - before <= 1 else 0
-            before = now
+        wait_until_idle(lambda: sum(self.worker_ticks().values()), timeout)
 
     def stop(self) -> None:
         """SIGTERM the master and wait (on_exit waits up to 10 s for the renderer); kill if stuck."""

@@ -34,7 +34,6 @@ import itertools
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -60,6 +59,8 @@ from throughput import (
     proc_stat,
     run_wrk,
     set_autogroup_nice,
+    stop_master,
+    wait_until_idle,
 )
 
 HEAVY_PATH = "/work"
@@ -185,26 +186,12 @@ class Server:
 
     def settle(self, timeout: float = 10.0) -> None:
         """Wait until master and workers are idle (CPU time no longer growing)."""
-        deadline = time.monotonic() + timeout
-        before = self.cpu_ticks()
-        quiet = 0
-        while time.monotonic() < deadline and quiet < 2:
-            time.sleep(0.25)
-            now = self.cpu_ticks()
-            quiet = quiet + 1 if now - before <= 1 else 0
-            before = now
+        wait_until_idle(self.cpu_ticks, timeout)
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            log(f"  gunicorn ({self.name}) did not stop in 60 s: killing its process group")
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        stop_master(self.proc, self.name)
         self.stopped_at = time.time()
 
     def read_log(self) -> str:
