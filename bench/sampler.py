@@ -53,8 +53,9 @@ from throughput import (
     machine_ticks,
     median,
     ms_per_request,
-    proc_stat,
+    process_ticks,
     set_autogroup_nice,
+    side_thread_ticks,
     stop_master,
     wait_until_idle,
 )
@@ -185,23 +186,11 @@ class Server:
 
     def ticks(self) -> dict[int, int]:
         """CPU ticks of the master and each worker."""
-        out = {}
-        for pid in [self.pid, *self.workers()]:
-            stat = proc_stat(pid)
-            if stat is not None:
-                out[pid] = stat[0]
-        return out
+        return process_ticks([self.pid, *self.workers()])
 
     def side_ticks(self) -> dict[tuple[int, int], int]:
         """CPU ticks of the workers' threads other than the main one."""
-        out = {}
-        for pid in self.workers():
-            with contextlib.suppress(OSError):
-                for tid in map(int, os.listdir(f"/proc/{pid}/task")):
-                    stat = proc_stat(pid, tid) if tid != pid else None
-                    if stat is not None:
-                        out[(pid, tid)] = stat[0]
-        return out
+        return side_thread_ticks(self.workers())
 
     def settle(self, timeout: float = 15.0) -> None:
         """Until the workers are idle (the writer threads have caught up); the sampler thread, which

@@ -69,6 +69,28 @@ def log(message: str) -> None:
 # --- /proc helpers ---
 
 
+def process_ticks(pids: list[int]) -> dict[int, int]:
+    """CPU ticks (utime+stime, every thread) of each process still there."""
+    ticks = {}
+    for pid in pids:
+        stat = proc_stat(pid)
+        if stat is not None:
+            ticks[pid] = stat[0]
+    return ticks
+
+
+def side_thread_ticks(pids: list[int]) -> dict[tuple[int, int], int]:
+    """CPU ticks of each process's threads other than its main one, by (pid, tid)."""
+    ticks = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for tid in map(int, os.listdir(f"/proc/{pid}/task")):
+                stat = proc_stat(pid, tid) if tid != pid else None
+                if stat is not None:
+                    ticks[(pid, tid)] = stat[0]
+    return ticks
+
+
 def wait_until_idle(ticks: Callable[[], int], timeout: float) -> None:
     """Until ``ticks()`` (CPU ticks of the processes watched) stops growing: two quarter-seconds in
     a row with at most one tick, or ``timeout``."""
@@ -391,24 +413,12 @@ class Server:
 
     def worker_ticks(self) -> dict[int, int]:
         """CPU ticks of the master and each worker (the renderer excluded)."""
-        ticks = {}
-        for pid in [self.pid, *self.workers()]:
-            stat = proc_stat(pid)
-            if stat is not None:
-                ticks[pid] = stat[0]
-        return ticks
+        return process_ticks([self.pid, *self.workers()])
 
     def side_thread_ticks(self) -> dict[tuple[int, int], int]:
         """CPU ticks of the workers' threads other than the main one (the writer thread; the main
         thread serves the requests)."""
-        ticks = {}
-        for pid in self.workers():
-            with contextlib.suppress(OSError):
-                for tid in map(int, os.listdir(f"/proc/{pid}/task")):
-                    stat = proc_stat(pid, tid) if tid != pid else None
-                    if stat is not None:
-                        ticks[(pid, tid)] = stat[0]
-        return ticks
+        return side_thread_ticks(self.workers())
 
     def renderer_ticks(self) -> int | None:
         if self.renderer_pid is None:

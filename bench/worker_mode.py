@@ -56,7 +56,7 @@ from throughput import (
     machine_ticks,
     median,
     ms_per_request,
-    proc_stat,
+    process_ticks,
     run_wrk,
     set_autogroup_nice,
     stop_master,
@@ -178,11 +178,7 @@ class Server:
 
     def cpu_ticks(self) -> int:
         """CPU ticks (utime+stime, every thread) of the master and its workers."""
-        total = 0
-        for pid in [self.pid, *self.workers()]:
-            stat = proc_stat(pid)
-            total += stat[0] if stat is not None else 0
-        return total
+        return sum(process_ticks([self.pid, *self.workers()]).values())
 
     def settle(self, timeout: float = 10.0) -> None:
         """Wait until master and workers are idle (CPU time no longer growing)."""

@@ -37,7 +37,7 @@ from .catalog import (
     strip_suffix,
 )
 from .report import METADATA_SUFFIX
-from .settings import FORMAT_SUFFIXES, PREFIX, SettingError, declarations, parse_size
+from .settings import FORMAT_SUFFIXES, PREFIX, SettingError, load_one, parse_size
 from .stores.s3 import StoreError, is_s3_url
 
 if TYPE_CHECKING:
@@ -88,17 +88,9 @@ def parse_count(text: str) -> int:
     return value
 
 
-def setting(attr: str, environ: dict[str, str] | None = None) -> Any:
+def setting(attr: str) -> Any:
     """One plugin setting from the environment, parsed and checked as the server does."""
-    env = os.environ if environ is None else environ
-    decl = dict(declarations())[attr]
-    raw = env.get(decl.env)
-    if raw is None:
-        raw = decl.default if decl.default is not None else ""
-    try:
-        return decl.parse(raw)
-    except ValueError as exc:
-        raise SettingError(f"{decl.env}={raw!r} is not valid ({exc}): expected {decl.accepted}") from None
+    return load_one(attr)
 
 
 # --- selections on the command line ---

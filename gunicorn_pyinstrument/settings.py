@@ -613,24 +613,29 @@ def _shown(decl: Declaration, raw: str) -> str:
     return f"<hidden, {len(raw)} characters>" if decl.secret else repr(raw)
 
 
+def _parsed(decl: Declaration, env: Mapping[str, str]) -> Any:
+    raw = env.get(decl.env)
+    if raw is None:
+        raw = decl.default
+    if raw is None:
+        return decl.parse("")
+    try:
+        return decl.parse(raw)
+    except ValueError as exc:
+        raise SettingError(
+            f"{decl.env}={_shown(decl, raw)} is not valid ({exc}): expected {decl.accepted}"
+        ) from None
+
+
+def load_one(attr: str, environ: Mapping[str, str] | None = None) -> Any:
+    """One setting (by its attribute name), parsed and checked as :func:`load` does."""
+    return _parsed(dict(declarations())[attr], os.environ if environ is None else environ)
+
+
 def load(environ: Mapping[str, str] | None = None) -> Settings:
     """Parse every setting; raise SettingError (one line) on the first bad value."""
     env = os.environ if environ is None else environ
-    values: dict[str, Any] = {}
-    for attr, decl in declarations():
-        raw = env.get(decl.env)
-        if raw is None:
-            raw = decl.default
-        if raw is None:
-            values[attr] = decl.parse("")
-            continue
-        try:
-            values[attr] = decl.parse(raw)
-        except ValueError as exc:
-            raise SettingError(
-                f"{decl.env}={_shown(decl, raw)} is not valid ({exc}): expected {decl.accepted}"
-            ) from None
-    settings = Settings(**values)
+    settings = Settings(**{attr: _parsed(decl, env) for attr, decl in declarations()})
     if settings.upload is not None and settings.retention:
         # Retention would remove reports that are still waiting to be uploaded.
         attr = "max_reports" if settings.max_reports is not None else "max_bytes"
