@@ -1,9 +1,9 @@
 """Sampler engine benchmark: can every request be profiled, always, at 100 Hz, for under 3 % of throughput?
 
 Starts the benchmark app (bench/app.py, the Python-heavy ``/work`` endpoint) under ``gunicorn -w 2``,
-for two worker types (``sync``, and ``gthread --threads 4``), in four configurations each, and loads
-each with wrk for a fixed time, alternating all the runs over several rounds in one run so that a
-slow minute of the shared machine does not land on one configuration only::
+for two worker types (``sync``, and ``gthread --threads 4``), in four configurations each, all four
+servers running side by side, and loads one at a time with wrk for a short slice, over many rounds
+(the order rotated each round and reversed every other one)::
 
     off           -c gunicorn_pyinstrument/config.py with GUNICORN_PYINSTRUMENT=0
     sampler       ENGINE=sampler, INTERVAL=0.01 (100 Hz), SAMPLE_RATE=1, FORMATS=session,
@@ -13,16 +13,21 @@ slow minute of the shared machine does not land on one configuration only::
     pyinstrument  ENGINE=pyinstrument (pyinstrument's profiler), INTERVAL=0.01, SAMPLE_RATE=1,
                   FORMATS=session, MIN_DURATION=0: every request profiled and written, for comparison
 
-The target is ``sampler / off >= 0.97`` (ratio of the median requests/s) for each worker type.
-For each run it also measures the CPU time of the gunicorn master and workers per request
+The target is ``sampler / off >= 0.97`` for each worker type, judged on the median over the rounds
+of each round's own ratio of requests/s: this shared machine's speed drifts by 10-30 % over tens of
+seconds (the same server, plugin off, measured from 400 to 530 requests/s a minute apart), and the
+slices of one round run within seconds of each other, where earlier versions of this benchmark,
+restarting a server for every run, compared runs half a minute apart. The quartiles of the rounds'
+ratios and the ratio of the median requests/s are printed beside it.
+
+For each slice it also measures the CPU time of the gunicorn master and workers per request
 (utime+stime from /proc), the part spent in the workers' threads other than the main one (sync:
-the sampler and writer threads), counts the reports written against the requests served and,
-from the reports' metadata, the sampling rate actually achieved during requests. It prints a
-table and PASS/FAIL lines and exits 0 unless something crashed. A run during which other
-processes used much of the machine, or in which one worker did less than a quarter of the work
-(with keep-alive, gthread keeps each of wrk's connections on the worker that accepted it, and now
-and then nearly all land on one), is run again, once. ``make bench-sampler`` runs it;
-``--rounds 2 --duration 3`` for a quick look.
+the sampler and writer threads), and, over the run, counts the reports written against the
+requests served and, from the reports' metadata, the sampling rate actually achieved during
+requests. It prints a table and PASS/FAIL lines and exits 0 unless something crashed. A slice
+during which other processes used much of the machine, or in which one worker did less than a
+quarter of the work, is run again, once. ``make bench-sampler`` runs it (about 8 minutes);
+``--rounds 3 --duration 2`` for a quick look.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import dataclasses
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -217,7 +223,6 @@ class Run:
     kind: str
     config: str
     round: int
-    warmup: WrkResult | None = None
     load: WrkResult | None = None
     cpu_ticks: int = 0  # master + workers, over the load and the writer's catch-up
     side_ticks: int = 0  # of which the workers' threads other than the main one
@@ -226,10 +231,6 @@ class Run:
     #: keep-alive (gthread), wrk's connections stay with the worker that accepted them, and now and
     #: then nearly all of them land on one worker, which then serves alone.
     worker_split: float = 0.5
-    reports: int = 0
-    samples: int = 0  # sum of the reports' samples
-    sampled_seconds: float = 0.0  # sum of the reports' durations
-    log_problems: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def key(self) -> str:
@@ -240,60 +241,58 @@ class Run:
         return self.load.rps if self.load else 0.0
 
     @property
-    def served(self) -> int:
-        return sum(r.requests for r in (self.warmup, self.load) if r is not None)
-
-    @property
     def errors(self) -> int:
-        return sum(r.non_2xx + r.socket_errors for r in (self.warmup, self.load) if r is not None)
+        return self.load.non_2xx + self.load.socket_errors if self.load else 0
 
 
-def read_reports(run: Run, directory: str) -> None:
+@dataclasses.dataclass
+class Written:
+    """What a server wrote over the whole run (every slice and the warm-up)."""
+
+    served: int = 0
+    reports: int = 0
+    samples: int = 0  # sum of the reports' samples
+    sampled_seconds: float = 0.0  # sum of the reports' durations
+    log_problems: list[str] = dataclasses.field(default_factory=list)
+
+
+def read_reports(server: Server, served: int) -> Written:
+    written = Written(served=served)
     try:
-        names = [n for n in os.listdir(directory) if n.endswith(".meta.json") and HEAVY_MARK in n]
+        names = [n for n in os.listdir(server.report_dir) if n.endswith(".meta.json") and HEAVY_MARK in n]
     except FileNotFoundError:
-        return
-    run.reports = len(names)
+        names = []
+    written.reports = len(names)
     for name in names:
-        with contextlib.suppress(OSError, ValueError), open(os.path.join(directory, name)) as f:
+        with contextlib.suppress(OSError, ValueError), open(os.path.join(server.report_dir, name)) as f:
             meta = json.load(f)
-            run.samples += int(meta.get("samples") or 0)
-            run.sampled_seconds += float(meta.get("duration") or 0.0)
-
-
-def measure(kind: str, config: str, round_no: int, args: argparse.Namespace, base: str) -> Run:
-    workdir = tempfile.mkdtemp(prefix=f"{kind}-{config}-", dir=base)
-    server = Server(kind, config, workdir, args.isolate)
-    run = Run(kind, config, round_no)
-    url = server.url + HEAVY_PATH
-    connections = CONNECTIONS[kind]
-    try:
-        server.start()
-        run.warmup = run_wrk(url, args.warmup, connections, args.isolate)
-        server.settle()
-        cpu0, side0 = server.ticks(), server.side_ticks()
-        busy0, total0 = machine_ticks()
-        run.load = run_wrk(url, args.duration, connections, args.isolate)
-        server.settle()
-        cpu1, side1 = server.ticks(), server.side_ticks()
-        busy1, total1 = machine_ticks()
-        run.cpu_ticks = sum(t - cpu0.get(pid, 0) for pid, t in cpu1.items())
-        per_worker = [t - cpu0.get(pid, 0) for pid, t in cpu1.items() if pid != server.pid]
-        if len(per_worker) == WORKERS and sum(per_worker) > 0:
-            run.worker_split = min(per_worker) / sum(per_worker)
-        run.side_ticks = sum(t - side0.get(key, 0) for key, t in side1.items())
-        others = (busy1 - busy0) - run.cpu_ticks - run.load.cpu_ticks
-        run.others_share = max(0, others) / max(1, total1 - total0)
-    finally:
-        server.stop()
-    read_reports(run, server.report_dir)
-    run.log_problems = [
+            written.samples += int(meta.get("samples") or 0)
+            written.sampled_seconds += float(meta.get("duration") or 0.0)
+    written.log_problems = [
         line
         for line in server.read_log().splitlines()
         if "gunicorn-pyinstrument" in line
         and ("error" in line.lower() or "could not" in line or "dropped" in line)
     ]
-    shutil.rmtree(workdir, ignore_errors=True)
+    return written
+
+
+def measure(server: Server, round_no: int, args: argparse.Namespace) -> Run:
+    """One slice of load on a running (warm) server."""
+    run = Run(server.kind, server.config, round_no)
+    cpu0, side0 = server.ticks(), server.side_ticks()
+    busy0, total0 = machine_ticks()
+    run.load = run_wrk(server.url + HEAVY_PATH, args.duration, CONNECTIONS[server.kind], args.isolate)
+    server.settle()
+    cpu1, side1 = server.ticks(), server.side_ticks()
+    busy1, total1 = machine_ticks()
+    run.cpu_ticks = sum(t - cpu0.get(pid, 0) for pid, t in cpu1.items())
+    per_worker = [t - cpu0.get(pid, 0) for pid, t in cpu1.items() if pid != server.pid]
+    if len(per_worker) == WORKERS and sum(per_worker) > 0:
+        run.worker_split = min(per_worker) / sum(per_worker)
+    run.side_ticks = sum(t - side0.get(key, 0) for key, t in side1.items())
+    others = (busy1 - busy0) - run.cpu_ticks - run.load.cpu_ticks
+    run.others_share = max(0, others) / max(1, total1 - total0)
     return run
 
 
@@ -305,7 +304,27 @@ def load_cpu(runs: list[Run], side: bool = False) -> float:
     return ms_per_request(ticks, sum(r.load.requests for r in runs if r.load))
 
 
-def report(runs: list[Run], args: argparse.Namespace, elapsed: float, retried: int) -> bool:
+def round_ratios(runs: list[Run], num: str, den: str) -> list[float]:
+    """Each round's own ratio of requests/s: the two slices ran within seconds of each other."""
+    ratios = []
+    for rnd in sorted({r.round for r in runs}):
+        a = [r.rps for r in runs if r.key == num and r.round == rnd]
+        b = [r.rps for r in runs if r.key == den and r.round == rnd]
+        if a and b and b[0] > 0:
+            ratios.append(a[0] / b[0])
+    return ratios
+
+
+def quartiles(values: list[float]) -> tuple[float, float]:
+    if len(values) < 2:
+        return (values[0], values[0]) if values else (0.0, 0.0)
+    q1, _, q3 = statistics.quantiles(values, n=4)
+    return q1, q3
+
+
+def report(
+    runs: list[Run], written: dict[str, Written], args: argparse.Namespace, elapsed: float, retried: int
+) -> bool:
     groups: dict[str, list[Run]] = {}
     for run in runs:
         groups.setdefault(run.key, []).append(run)
@@ -329,18 +348,21 @@ def report(runs: list[Run], args: argparse.Namespace, elapsed: float, retried: i
             if key not in groups:
                 continue
             rs = groups[key]
-            off = med.get(f"{kind}/off")
-            vs = f"{med[key] / off:.3f}" if off else "-"
-            written = "-" if config == "off" else f"{sum(r.reports for r in rs)}/{sum(r.served for r in rs)}"
-            seconds = sum(r.sampled_seconds for r in rs)
-            hz = f"{sum(r.samples for r in rs) / seconds:.0f}" if seconds > 0 and config != "off" else "-"
+            ratios = round_ratios(runs, key, f"{kind}/off")
+            vs = (
+                f"{median(ratios):.3f}" if ratios and config != "off" else "1.000" if config == "off" else "-"
+            )
+            w = written.get(key, Written())
+            shown = "-" if config == "off" else f"{w.reports}/{w.served}"
+            hz = f"{w.samples / w.sampled_seconds:.0f}" if w.sampled_seconds > 0 and config != "off" else "-"
             log(
                 f"{kind:<8} {config:<13} {med[key]:>12.1f} {vs:>7} {min(r.rps for r in rs):>8.1f} "
                 f"{max(r.rps for r in rs):>8.1f} {load_cpu(rs):>10.3f} {load_cpu(rs, side=True):>9.3f} "
-                f"{sum(r.errors for r in rs):>6} {written:>16} {hz:>5}"
+                f"{sum(r.errors for r in rs):>6} {shown:>16} {hz:>5}"
             )
     log("")
     log(
+        "vs off: the median, over the rounds, of each round's requests/s against off's in the same round. "
         "CPU ms/req: CPU time (utime+stime) of the gunicorn master and workers per request, over the load "
         "and until the workers are idle again; other thr: the part spent in the workers' threads other "
         "than the main one (sync: the sampler and writer threads; gthread: also the request threads); "
@@ -363,8 +385,8 @@ def report(runs: list[Run], args: argparse.Namespace, elapsed: float, retried: i
         )
     log("")
     log(
-        "Ratios: throughput (ratio of the medians; each round's own ratio), and what the CPU per "
-        "request predicts:"
+        "Ratios: the median of the rounds' own ratios (the verdict), their middle half (quartiles), the "
+        "ratio of the medians, and what the CPU per request predicts:"
     )
     verdicts: list[str] = []
     for kind in KINDS:
@@ -372,52 +394,97 @@ def report(runs: list[Run], args: argparse.Namespace, elapsed: float, retried: i
             n, d = f"{kind}/{num}", f"{kind}/{den}"
             if n not in med or d not in med:
                 continue
-            ratio = med[n] / med[d]
-            per_round = []
-            for rnd in sorted({r.round for r in runs}):
-                a = [r.rps for r in groups[n] if r.round == rnd]
-                b = [r.rps for r in groups[d] if r.round == rnd]
-                if a and b and b[0] > 0:
-                    per_round.append(a[0] / b[0])
+            per_round = round_ratios(runs, n, d)
+            ratio = median(per_round)
+            q1, q3 = quartiles(per_round)
             by_cpu = load_cpu(groups[d]) / load_cpu(groups[n])
             log(
-                f"  {kind:<8} {label:<20} {ratio:.3f}   rounds: {', '.join(f'{x:.3f}' for x in per_round)}   "
-                f"by CPU: {by_cpu:.3f}"
+                f"  {kind:<8} {label:<20} {ratio:.3f}  (quartiles {q1:.3f}-{q3:.3f}; ratio of medians "
+                f"{med[n] / med[d]:.3f}; by CPU {by_cpu:.3f})   "
+                f"rounds: {', '.join(f'{x:.3f}' for x in per_round)}"
             )
             if target is not None:
                 verdict = "PASS" if ratio >= target else "FAIL"
                 verdicts.append(f"{verdict}: {kind} {label} = {ratio:.3f} (target >= {target})")
             else:
                 verdicts.append(f"info: {kind} {label} = {ratio:.3f}")
-    problems = [(r, line) for r in runs for line in r.log_problems]
+    problems = [(key, line) for key, w in written.items() for line in w.log_problems]
     if problems:
         log("")
-        for r, line in problems[:10]:
-            log(f"  log ({r.key}, round {r.round + 1}): {line}")
+        for key, line in problems[:10]:
+            log(f"  log ({key}): {line}")
     log("")
     for line in verdicts:
         log(line)
     log("")
     log(
-        f"Run time: {elapsed:.0f} s; {retried} run(s) discarded and run again because other processes "
+        f"Run time: {elapsed:.0f} s; {retried} slice(s) discarded and run again because other processes "
         f"used more than {args.max_others:.0%} of the machine, or one worker did less than "
         f"{MIN_WORKER_SPLIT:.0%} of the work"
     )
     return all(not v.startswith("FAIL") for v in verdicts)
 
 
+def round_order(configs: list[str], rnd: int) -> list[str]:
+    """Rotated every other round and reversed every other round, so that no configuration always
+    runs first or last, nor always right after the same one (with two: ab, ba, ba, ab, ...)."""
+    shift = (rnd // 2) % len(configs)
+    order = configs[shift:] + configs[:shift]
+    return order[::-1] if rnd % 2 else order
+
+
+def measure_slice(
+    server: Server, rnd: int, args: argparse.Namespace, started: float, seconds: list[float], left: int
+) -> list[Run]:
+    """measure(), run again once (budget allowing) when other processes took much of the machine
+    or one worker did little of the work. Returns every slice run: the last one is kept."""
+    tried: list[Run] = []
+    for attempt in range(2):
+        t0 = time.monotonic()
+        run = measure(server, rnd, args)
+        tried.append(run)
+        seconds.append(time.monotonic() - t0)
+        in_budget = time.monotonic() - started + median(seconds) * left < args.budget
+        busy = run.others_share > args.max_others
+        uneven = run.worker_split < MIN_WORKER_SPLIT
+        if not (busy or uneven) or attempt == 1 or not in_budget:
+            break
+        why = (
+            f"other processes used {run.others_share:.0%} of the machine"
+            if busy
+            else f"one worker did only {run.worker_split:.0%} of the work"
+        )
+        log(
+            f"round {rnd + 1}/{args.rounds} {run.key:<21} {run.rps:8.1f} req/s: discarded, {why}; "
+            "running it again"
+        )
+    return tried
+
+
+def log_slice(run: Run, rounds: int) -> None:
+    load: Any = run.load
+    log(
+        f"round {run.round + 1}/{rounds} {run.key:<21} {run.rps:8.1f} req/s "
+        f"({load.requests} requests, errors {run.errors}, "
+        f"CPU {ms_per_request(run.cpu_ticks, load.requests):.3f} ms/req, "
+        f"other threads {ms_per_request(run.side_ticks, load.requests):.3f} ms/req, wrk CPU "
+        f"{ms_per_request(load.cpu_ticks, load.requests):.3f} ms/req, other processes "
+        f"{run.others_share:.0%}, worker split {run.worker_split:.0%})"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds of load per run")
-    parser.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up per run")
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds of load per slice")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per server")
     parser.add_argument("--kinds", default=",".join(KINDS), help="comma list of " + ", ".join(KINDS))
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma list of " + ", ".join(CONFIGS))
     parser.add_argument(
         "--max-others",
         type=float,
         default=None,
-        help="a run during which other processes used more than this share of the machine is run "
+        help="a slice during which other processes used more than this share of the machine is run "
         "again, once, while the budget allows. Default: 0.10, or 0.35 when shielded",
     )
     parser.add_argument(
@@ -426,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_false",
         help="do not raise the scheduler priority (autogroup nice -20) of gunicorn and wrk",
     )
-    parser.add_argument("--budget", type=float, default=480.0, help="seconds the whole run should take")
+    parser.add_argument("--budget", type=float, default=600.0, help="seconds the whole run should take")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk not found: apt-get install -y wrk (make bench-sampler does it)", file=sys.stderr)
@@ -452,55 +519,46 @@ def main(argv: list[str] | None = None) -> int:
         "gunicorn and wrk run at autogroup nice "
         + (f"{ISOLATION_NICE}, above other processes" if args.isolate else "0, like other processes")
     )
-    plan = [(kind, config) for kind in kinds for config in configs]
     started = time.monotonic()
     base = tempfile.mkdtemp(prefix="gpi-bench-sampler-")
     runs: list[Run] = []
+    written: dict[str, Written] = {}
     retried = 0
-    run_seconds: list[float] = []
+    slice_seconds: list[float] = []
+    total = args.rounds * len(kinds) * len(configs)
     try:
-        total = args.rounds * len(plan)
-        done = 0
-        for rnd in range(args.rounds):
-            shift = rnd % len(plan)
-            for kind, config in plan[shift:] + plan[:shift]:
-                for attempt in range(2):
-                    t0 = time.monotonic()
-                    run = measure(kind, config, rnd, args, base)
-                    run_seconds.append(time.monotonic() - t0)
-                    typical = median(run_seconds)
-                    in_budget = time.monotonic() - started + typical * (total - done + 1) < args.budget
-                    busy = run.others_share > args.max_others
-                    uneven = run.worker_split < MIN_WORKER_SPLIT
-                    if not (busy or uneven) or attempt == 1 or not in_budget:
-                        break
-                    retried += 1
-                    why = (
-                        f"other processes used {run.others_share:.0%} of the machine"
-                        if busy
-                        else f"one worker did only {run.worker_split:.0%} of the work"
-                    )
-                    log(
-                        f"round {rnd + 1}/{args.rounds} {run.key:<21} {run.rps:8.1f} req/s: discarded, "
-                        f"{why}; running it again"
-                    )
-                done += 1
-                runs.append(run)
-                load: Any = run.load
-                log(
-                    f"round {rnd + 1}/{args.rounds} {run.key:<21} {run.rps:8.1f} req/s "
-                    f"({load.requests} requests, "
-                    f"errors {run.errors}, CPU {ms_per_request(run.cpu_ticks, load.requests):.3f} ms/req, "
-                    f"other threads {ms_per_request(run.side_ticks, load.requests):.3f} ms/req, wrk CPU "
-                    f"{ms_per_request(load.cpu_ticks, load.requests):.3f} ms/req, other processes "
-                    f"{run.others_share:.0%}, worker split {run.worker_split:.0%}, {run.reports} reports "
-                    f"for {run.served} served)"
-                )
+        for kind in kinds:
+            # Every configuration's server runs from the start: a round's slices follow each other
+            # within seconds, so a slow stretch of the shared machine lands on all of them alike.
+            servers: dict[str, Server] = {}
+            served: dict[str, int] = {}
+            try:
+                for config in configs:
+                    server = servers[config] = Server(kind, config, tempfile.mkdtemp(dir=base), args.isolate)
+                    server.start()
+                for config, server in servers.items():
+                    warm = run_wrk(server.url + HEAVY_PATH, args.warmup, CONNECTIONS[kind], args.isolate)
+                    served[config] = warm.requests
+                    server.settle()
+                for rnd in range(args.rounds):
+                    for config in round_order(configs, rnd):
+                        tried = measure_slice(
+                            servers[config], rnd, args, started, slice_seconds, total - len(runs)
+                        )
+                        run = tried[-1]
+                        retried += len(tried) - 1
+                        served[config] += sum(r.load.requests for r in tried if r.load)
+                        runs.append(run)
+                        log_slice(run, args.rounds)
+            finally:
+                for config, server in servers.items():
+                    server.stop()
+                    written[f"{kind}/{config}"] = read_reports(server, served.get(config, 0))
     finally:
         shutil.rmtree(base, ignore_errors=True)
     with open("/proc/loadavg") as f:
         loadavg = " ".join(f.read().split()[:3])
-    report(runs, args, time.monotonic() - started, retried)
+    report(runs, written, args, time.monotonic() - started, retried)
     log(f"load average after the run: {loadavg}")
     return 0
 

@@ -43,26 +43,41 @@ def frame_identifier(frame: FrameType) -> str:
     return identifier
 
 
-#: Identifiers by (code, line): a sample then costs a dict lookup per frame, not a string build
-#: (formatting was most of the sampler's own CPU). Bounded: cleared when it grows past the limit.
-_IDENTIFIERS: dict[tuple[Any, int | None], str] = {}
+#: Identifiers by (code, instruction offset): a sample then costs a dict lookup per frame, not a
+#: string build (formatting was most of the sampler's own CPU). The offset, not the line, is the key
+#: because ``f_lineno`` decodes the line table on every read (half the cost of a walk, measured);
+#: offsets on the same line share one string through ``_BY_LINE``. Both bounded: cleared together
+#: when the first grows past the limit.
+_IDENTIFIERS: dict[tuple[Any, int], str] = {}
+_BY_LINE: dict[tuple[Any, int | None], str] = {}
 _IDENTIFIERS_LIMIT = 50_000
 
 
-def cached_identifier(frame: FrameType) -> str:
-    key = (frame.f_code, frame.f_lineno)
-    identifier = _IDENTIFIERS.get(key)
+def _identifier_miss(frame: FrameType, key: tuple[Any, int]) -> str:
+    if len(_IDENTIFIERS) >= _IDENTIFIERS_LIMIT:
+        _IDENTIFIERS.clear()
+        _BY_LINE.clear()
+    line_key = (frame.f_code, frame.f_lineno)
+    identifier = _BY_LINE.get(line_key)
     if identifier is None:
-        if len(_IDENTIFIERS) >= _IDENTIFIERS_LIMIT:
-            _IDENTIFIERS.clear()
-        identifier = _IDENTIFIERS[key] = frame_identifier(frame)
+        identifier = _BY_LINE[line_key] = frame_identifier(frame)
+    _IDENTIFIERS[key] = identifier
     return identifier
 
 
+def cached_identifier(frame: FrameType) -> str:
+    key = (frame.f_code, frame.f_lasti)
+    return _IDENTIFIERS.get(key) or _identifier_miss(frame, key)
+
+
 def stack_of(frame: FrameType | None, root: str) -> list[str]:
+    """The identifiers of ``frame`` and its callers, outermost first, under ``root``."""
     stack: list[str] = []
+    append = stack.append
+    known = _IDENTIFIERS.get
     while frame is not None:
-        stack.append(cached_identifier(frame))
+        key = (frame.f_code, frame.f_lasti)
+        append(known(key) or _identifier_miss(frame, key))
         frame = frame.f_back
     stack.append(root)
     stack.reverse()
@@ -86,7 +101,6 @@ class Capture:
     t0: float = field(default_factory=time.perf_counter)
     last: dict[int, float] = field(default_factory=dict)
     records: list[tuple[list[str], float]] = field(default_factory=list)
-    samples: int = 0
 
 
 def _original(module: str, name: str) -> Any:
@@ -101,11 +115,18 @@ def _original(module: str, name: str) -> Any:
 
 
 class SamplerEngine:
+    """No lock on the paths that requests take, nor around a sample. With several request threads
+    (gthread), the GIL can be taken from the sampler in the middle of a sample: a lock held across
+    it made every request that started or ended meanwhile queue behind the sampler (measured: a
+    sample of 70 us of CPU then took 1.5-4 ms of wall-clock time, and the workers 6-7 % more CPU per
+    request). Each dict and list operation used here is atomic under the GIL, and stop() returns a
+    copy of the records, so a sample that lands after stop() changes nothing that was returned."""
+
     def __init__(self, interval: float) -> None:
         self.interval = interval
         self._captures: dict[int, Capture] = {}  # by id(capture)
         allocate_lock = _original("_thread", "allocate_lock")
-        self._lock = allocate_lock()
+        self._start_lock = allocate_lock()  # only around starting the sampler thread, once
         # Released when a capture is registered: with nothing to record, the sampler thread sleeps
         # on it instead of waking (and taking the GIL) every interval.
         self._wake = allocate_lock()
@@ -134,25 +155,26 @@ class SamplerEngine:
 
     def stop(self, handle: Any) -> Session:
         capture: Capture = handle
-        with self._lock:
-            self._captures.pop(id(capture), None)
-            now = time.perf_counter()
-        return self._session(capture, now)
+        self._captures.pop(id(capture), None)
+        now = time.perf_counter()
+        # A copy: a sample already under way may still append to the capture's own list.
+        return self._session(capture, list(capture.records), now)
 
     def discard(self, handle: Any) -> None:
-        with self._lock:
-            self._captures.pop(id(handle), None)
+        self._captures.pop(id(handle), None)
 
     # --- sampling ---
 
     def _register(self, capture: Capture) -> None:
-        with self._lock:
-            self._captures[id(capture)] = capture
-            if self._wake.locked():
+        self._captures[id(capture)] = capture
+        if self._wake.locked():
+            with contextlib.suppress(RuntimeError):  # another thread released it first
                 self._wake.release()
-            if self._thread is None:
-                # Started on first use, in the worker: never in the master, never before a fork.
-                self._thread = _original("_thread", "start_new_thread")(self._run, ())
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None:
+                    # Started on first use, in the worker: never in the master, never before a fork.
+                    self._thread = _original("_thread", "start_new_thread")(self._run, ())
 
     def _run(self) -> None:
         me = threading.get_ident()
@@ -176,47 +198,45 @@ class SamplerEngine:
                     self.sample(exclude=me)
 
     def sample(self, exclude: int | None = None) -> None:
-        """Take one sample of every capture (the sampler thread calls this every interval).
+        """Take one sample of every capture (the sampler thread calls this every interval)."""
+        captures = list(self._captures.values())
+        if not captures:
+            return
+        frames = sys._current_frames()
+        now = time.perf_counter()
+        roots: dict[int, str] = {}
+        for capture in captures:
+            if capture.ident is not None:
+                idents: list[int] = [capture.ident]
+            else:
+                idents = [i for i in frames if i != exclude]
+            for ident in idents:
+                frame = frames.get(ident)
+                if frame is None:
+                    continue
+                root = roots.get(ident) or roots.setdefault(ident, thread_root(ident))
+                # A sample stands for the wall-clock time since the previous one (the sampler may
+                # wake late when the machine or the GIL is busy: the time still counts).
+                previous = capture.last.get(ident, capture.t0)
+                capture.last[ident] = now
+                capture.records.append((stack_of(frame, root), now - previous))
 
-        Under the lock, so that a capture that stop() has taken out gets nothing more."""
-        with self._lock:
-            if not self._captures:
-                return
-            frames = sys._current_frames()
-            now = time.perf_counter()
-            roots: dict[int, str] = {}
-            for capture in self._captures.values():
-                if capture.ident is not None:
-                    idents: list[int] = [capture.ident]
-                else:
-                    idents = [i for i in frames if i != exclude]
-                for ident in idents:
-                    frame = frames.get(ident)
-                    if frame is None:
-                        continue
-                    root = roots.get(ident) or roots.setdefault(ident, thread_root(ident))
-                    # A sample stands for the wall-clock time since the previous one (the sampler
-                    # may wake late when the machine or the GIL is busy: the time still counts).
-                    previous = capture.last.get(ident, capture.t0)
-                    capture.records.append((stack_of(frame, root), now - previous))
-                    capture.last[ident] = now
-                    capture.samples += 1
-
-    def _session(self, capture: Capture, now: float) -> Session:
+    def _session(self, capture: Capture, records: list[tuple[list[str], float]], now: float) -> Session:
         from pyinstrument.session import Session
 
-        records = capture.records
+        duration = now - capture.t0
         if capture.ident is not None and records:
-            # The stretch since the last sample belongs to where the thread was last seen.
+            # The stretch since the last sample belongs to where the thread was last seen: the
+            # weights then add up to the duration exactly, whatever sample raced with stop().
             stack, seconds = records[-1]
-            records[-1] = (stack, seconds + now - capture.last.get(capture.ident, now))
+            records[-1] = (stack, max(seconds, seconds + duration - sum(w for _, w in records)))
         return Session(
             frame_records=records,
             start_time=capture.started_at,
-            duration=now - capture.t0,
+            duration=duration,
             min_interval=self.interval,
             max_interval=self.interval,
-            sample_count=capture.samples,
+            sample_count=len(records),
             start_call_stack=capture.start_call_stack,
             target_description=capture.description,
             cpu_time=0.0,

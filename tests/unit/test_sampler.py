@@ -21,6 +21,7 @@ from pyinstrument.low_level.stat_profile import get_frame_info
 from pyinstrument.renderers import ConsoleRenderer, HTMLRenderer, PstatsRenderer, SpeedscopeRenderer
 from pyinstrument.session import Session
 
+from gunicorn_pyinstrument.engines import sampler as sampler_module
 from gunicorn_pyinstrument.engines.sampler import SamplerEngine, frame_identifier, thread_root
 
 #: An interval at which the engine's own sampler thread never samples during a test.
@@ -306,6 +307,46 @@ def test_frame_identifier_format():
     assert [a[0] for a in attributes] == ["l"]  # no class for a plain function
 
 
+def test_cached_identifiers_match_and_share_one_string_per_line(monkeypatch):
+    monkeypatch.setattr(sampler_module, "_IDENTIFIERS", {})
+    monkeypatch.setattr(sampler_module, "_BY_LINE", {})
+    here = sys._getframe
+    # Two reads on one line: the same line, two instruction offsets.
+    a, b = sampler_module.cached_identifier(here(0)), sampler_module.cached_identifier(here(0))
+    assert a == frame_identifier(here(0)).rsplit("\x01l", 1)[0] + f"\x01l{here(0).f_lineno - 1}"
+    assert b is a  # one string per line, whichever offset
+    assert len(sampler_module._IDENTIFIERS) == 2
+    assert len(sampler_module._BY_LINE) == 1
+    # A walk gives what frame_identifier gives for every frame, outermost first (the callers, which
+    # stay on one line while this test runs).
+    frame = here(1)
+    stack = sampler_module.stack_of(frame, "root")
+    expected = []
+    f: Any = frame
+    while f is not None:
+        expected.append(frame_identifier(f))
+        f = f.f_back
+    assert stack == ["root", *reversed(expected)]
+
+
+def test_identifier_cache_is_bounded(monkeypatch):
+    monkeypatch.setattr(sampler_module, "_IDENTIFIERS", {})
+    monkeypatch.setattr(sampler_module, "_BY_LINE", {})
+    monkeypatch.setattr(sampler_module, "_IDENTIFIERS_LIMIT", 3)
+    seen = [
+        sampler_module.cached_identifier(sys._getframe(0)),
+        sampler_module.cached_identifier(sys._getframe(0)),
+        sampler_module.cached_identifier(sys._getframe(0)),
+        sampler_module.cached_identifier(sys._getframe(0)),
+        sampler_module.cached_identifier(sys._getframe(0)),
+    ]
+    assert len({s.rsplit("\x01l", 1)[1] for s in seen}) == 5  # five lines
+    assert len(sampler_module._IDENTIFIERS) <= 3
+    assert len(sampler_module._BY_LINE) <= 3
+    frame = sys._getframe(0)
+    assert sampler_module.cached_identifier(frame) == frame_identifier(frame)
+
+
 # --- several threads ---
 
 
@@ -351,10 +392,10 @@ def test_discard_stops_recording():
     try:
         engine.sample()
         capture = thread.handle
-        assert capture.samples == 1
+        assert len(capture.records) == 1
         engine.discard(capture)
         sample_by_hand(engine, 3, gap=0.001)
-        assert capture.samples == 1
+        assert len(capture.records) == 1
         assert len(capture.records) == 1
         engine.discard(capture)  # twice is harmless
     finally:
