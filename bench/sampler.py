@@ -12,6 +12,7 @@ servers running side by side, and loads one at a time with wrk for a short slice
     sampler-all   the same with MIN_DURATION=0: a report written for every request
     pyinstrument  ENGINE=pyinstrument (pyinstrument's profiler), INTERVAL=0.01, SAMPLE_RATE=1,
                   FORMATS=session, MIN_DURATION=0: every request profiled and written, for comparison
+    sampler-50hz  as sampler with INTERVAL=0.02 (50 Hz); only with --configs
 
 The target is ``sampler / off >= 0.97`` for each worker type, judged on the median over the rounds
 of each round's own ratio of requests/s: this shared machine's speed drifts by 10-30 % over tens of
@@ -85,11 +86,14 @@ CONNECTIONS = {"sync": 4, "gthread": 8}
 #: served alone (half the requests/s, the other core idle), in any configuration.
 CLOSE = ("-H", "Connection: close")
 
-CONFIGS = ("off", "sampler", "sampler-all", "pyinstrument")
+CONFIGS = ("off", "sampler", "sampler-all", "pyinstrument", "sampler-50hz")
+#: What a run without --configs compares (sampler-50hz, the sampler at INTERVAL=0.02, on request).
+DEFAULT_CONFIGS = CONFIGS[:4]
 SETTINGS: dict[str, dict[str, str]] = {
     "sampler": {"ENGINE": "sampler", "MIN_DURATION": "0.05"},
     "sampler-all": {"ENGINE": "sampler", "MIN_DURATION": "0"},
     "pyinstrument": {"ENGINE": "pyinstrument", "MIN_DURATION": "0"},
+    "sampler-50hz": {"ENGINE": "sampler", "MIN_DURATION": "0.05", "INTERVAL": "0.02"},
 }
 COMMON = {"INTERVAL": "0.01", "SAMPLE_RATE": "1", "FORMATS": "session"}
 
@@ -101,6 +105,7 @@ RATIOS = (
     ("sampler / off", "sampler", "off", TARGET),
     ("sampler-all / off", "sampler-all", "off", None),
     ("pyinstrument / off", "pyinstrument", "off", None),
+    ("sampler-50hz / off", "sampler-50hz", "off", None),
 )
 
 
@@ -479,7 +484,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=3.0, help="seconds of load per slice")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per server")
     parser.add_argument("--kinds", default=",".join(KINDS), help="comma list of " + ", ".join(KINDS))
-    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma list of " + ", ".join(CONFIGS))
+    parser.add_argument(
+        "--configs", default=",".join(DEFAULT_CONFIGS), help="comma list of " + ", ".join(CONFIGS)
+    )
     parser.add_argument(
         "--max-others",
         type=float,
