@@ -347,6 +347,36 @@ def test_identifier_cache_is_bounded(monkeypatch):
     assert sampler_module.cached_identifier(frame) == frame_identifier(frame)
 
 
+def test_sampler_thread_parks_when_idle_and_wakes_on_the_next_capture(monkeypatch):
+    monkeypatch.setattr(sampler_module, "IDLE_PARK_SECONDS", 0.1)
+    engine = SamplerEngine(0.005)
+    wakes: list[float] = []
+    real_sleep = engine._sleep
+
+    def counting_sleep(seconds: float) -> None:
+        real_sleep(seconds)
+        wakes.append(time.monotonic())
+
+    engine._sleep = counting_sleep
+    capture = engine.start("GET /first")
+    time.sleep(0.1)
+    first = engine.stop(capture)
+    assert first.sample_count > 0
+    # Through short gaps between captures it keeps its pace ...
+    time.sleep(0.05)
+    assert wakes and time.monotonic() - wakes[-1] < 0.05
+    # ... and stops waking once nothing has been captured for IDLE_PARK_SECONDS.
+    time.sleep(0.3)
+    parked_at = len(wakes)
+    time.sleep(0.2)
+    assert len(wakes) == parked_at
+    capture = engine.start("GET /second")
+    time.sleep(0.1)
+    second = engine.stop(capture)
+    assert len(wakes) > parked_at
+    assert second.sample_count > 0
+
+
 # --- several threads ---
 
 
