@@ -20,6 +20,8 @@ from .stores.local import ensure_directory
 from .stores.s3 import INSTALL_HINT, S3Location, boto3_available, parse_s3_url
 
 PREFIX = "GUNICORN_PYINSTRUMENT"
+#: The sampler engine's interval when GUNICORN_PYINSTRUMENT_INTERVAL is not set (100 Hz).
+SAMPLER_INTERVAL = 0.01
 
 #: Formats a report can be written in, with the file suffix of each.
 FORMAT_SUFFIXES: dict[str, str] = {
@@ -378,8 +380,11 @@ class Settings:
         parse_interval,
         default="0.001",
         accepted="seconds, greater than 0 and at most 1",
-        doc="pyinstrument's sampling interval. Larger values make smaller reports; the cost of the "
-        "profiler on each Python call stays the same.",
+        doc="Sampling interval. With the pyinstrument engine, larger values make smaller reports and the "
+        "cost of its hook on each Python call stays the same. With the sampler engine the cost grows "
+        f"with the rate, so when this variable is not set the sampler uses {SAMPLER_INTERVAL:g} "
+        f"({1 / SAMPLER_INTERVAL:g} Hz) instead of the default; 0.02 halves its cost again (with several "
+        "busy threads per worker, docs/usage.md).",
     )
     sample_rate: float = _declare(
         "SAMPLE_RATE",
@@ -464,7 +469,7 @@ class Settings:
         doc="How stacks are captured. `pyinstrument`: pyinstrument's profiler, an exact call tree with "
         "small functions, but its hook runs on every Python call (about x3 on Python-heavy code, so "
         "profile a fraction of requests). `sampler`: a thread of the worker reads the stacks of the "
-        "threads serving profiled requests every `GUNICORN_PYINSTRUMENT_INTERVAL` (use 0.01, 100 Hz): "
+        "threads serving profiled requests every `GUNICORN_PYINSTRUMENT_INTERVAL` (0.01, 100 Hz, unless set): "
         "a few percent of CPU (docs/benchmarks.md), so every request can be profiled in production, with "
         "functions shorter than "
         "the interval seen only statistically. Per request it needs a thread per request (sync, "
@@ -636,6 +641,10 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     """Parse every setting; raise SettingError (one line) on the first bad value."""
     env = os.environ if environ is None else environ
     settings = Settings(**{attr: _parsed(decl, env) for attr, decl in declarations()})
+    if settings.engine == "sampler" and env.get(f"{PREFIX}_INTERVAL") is None:
+        # The default interval is pyinstrument's; at 1 ms the sampler would take the GIL 1000 times
+        # a second.
+        settings = dataclasses.replace(settings, interval=SAMPLER_INTERVAL)
     if settings.upload is not None and settings.retention:
         # Retention would remove reports that are still waiting to be uploaded.
         attr = "max_reports" if settings.max_reports is not None else "max_bytes"

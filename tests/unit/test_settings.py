@@ -60,6 +60,13 @@ def test_defaults():
     assert s.dir == os.path.abspath("pyinstrument-reports")
 
 
+def test_sampler_engine_defaults_to_100_hz_unless_the_interval_is_set():
+    assert load({"GUNICORN_PYINSTRUMENT_ENGINE": "sampler"}).interval == 0.01
+    explicit = {"GUNICORN_PYINSTRUMENT_ENGINE": "sampler", "GUNICORN_PYINSTRUMENT_INTERVAL": "0.001"}
+    assert load(explicit).interval == 0.001
+    assert load({"GUNICORN_PYINSTRUMENT_ENGINE": "pyinstrument"}).interval == 0.001
+
+
 def test_load_reads_os_environ_when_no_mapping_given(monkeypatch, tmp_path):
     monkeypatch.setenv(SWITCH, "on")
     monkeypatch.setenv(ENV["dir"], str(tmp_path))
