@@ -469,9 +469,9 @@ class Settings:
         doc="How stacks are captured. `pyinstrument`: pyinstrument's profiler, an exact call tree with "
         "small functions, but its hook runs on every Python call (about x3 on Python-heavy code, so "
         "profile a fraction of requests). `sampler`: a thread of the worker reads the stacks of the "
-        "threads serving profiled requests every `GUNICORN_PYINSTRUMENT_INTERVAL` (0.01, 100 Hz, unless set): "
-        "a few percent of CPU (docs/benchmarks.md), so every request can be profiled in production, with "
-        "functions shorter than "
+        "threads serving profiled requests every `GUNICORN_PYINSTRUMENT_INTERVAL` (0.01, 100 Hz, "
+        "unless set): a few percent of CPU (docs/benchmarks.md), so every request can be profiled in "
+        "production, with functions shorter than "
         "the interval seen only statistically. Per request it needs a thread per request (sync, "
         "gthread); on gevent, tornado and the asyncio workers requests fall back to the pyinstrument "
         "engine (a warning says so), while per-worker mode uses the sampler everywhere.",
