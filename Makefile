@@ -55,7 +55,7 @@ bench-worker-mode: $(STAMP)
 
 # Sampler engine (docs/benchmarks.md, "Sampler engine"): every request sampled at 100 Hz against the
 # plugin off, for sync and gthread, with the pyinstrument engine for comparison; needs wrk. About
-# 8 minutes. Quicker: make bench-sampler BENCH_ARGS="--rounds 3 --duration 2"
+# 6 minutes. Quicker: make bench-sampler BENCH_ARGS="--rounds 3 --duration 2"
 bench-sampler: $(STAMP)
 	@command -v wrk >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get install -y wrk || { $$SUDO apt-get update && $$SUDO apt-get install -y wrk; }; }

@@ -3,7 +3,7 @@
 Starts the benchmark app (bench/app.py, the Python-heavy ``/work`` endpoint) under ``gunicorn -w 2``,
 for two worker types (``sync``, and ``gthread --threads 4``), in four configurations each, all four
 servers running side by side, and loads one at a time with wrk for a short slice, over many rounds
-(the order rotated each round and reversed every other one)::
+(the order rotated and reversed from round to round)::
 
     off           -c gunicorn_pyinstrument/config.py with GUNICORN_PYINSTRUMENT=0
     sampler       ENGINE=sampler, INTERVAL=0.01 (100 Hz), SAMPLE_RATE=1, FORMATS=session,
@@ -27,7 +27,7 @@ the sampler and writer threads), and, over the run, counts the reports written a
 requests served and, from the reports' metadata, the sampling rate actually achieved during
 requests. It prints a table and PASS/FAIL lines and exits 0 unless something crashed. A slice
 during which other processes used much of the machine, or in which one worker did less than a
-quarter of the work, is run again, once. ``make bench-sampler`` runs it (about 8 minutes);
+quarter of the work, is run again, once. ``make bench-sampler`` runs it (about 6 minutes);
 ``--rounds 3 --duration 2`` for a quick look.
 """
 
