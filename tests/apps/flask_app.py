@@ -51,6 +51,9 @@ def sleep() -> str:
 
 @app.route("/error")
 def error() -> str:
+    # A few milliseconds of work first: a profiler sampling every millisecond then always sees
+    # this function in the report (raising at once, it was seen only when a sample happened to land).
+    burn(0.005)
     raise RuntimeError("boom")
 
 
