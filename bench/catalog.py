@@ -49,10 +49,10 @@ from typing import Any
 
 from pyinstrument.session import Session
 
-from gunicorn_pyinstrument.catalog import INDEX_DIR, MTIME_GRACE_SECONDS
+from gunicorn_pyinstrument.catalog import MTIME_GRACE_SECONDS
+from gunicorn_pyinstrument.directory import INDEX_DIR, dumps
 from gunicorn_pyinstrument.formats import render
 from gunicorn_pyinstrument.report import Report, RequestFacts, WindowFacts, WorkerIdentity
-from gunicorn_pyinstrument.writer import dumps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLI = os.path.join(os.path.dirname(sys.executable), "gunicorn-pyinstrument")

@@ -50,7 +50,7 @@ HEAVY_PATH = "/work"
 READY_PATH = "/ping"
 #: Report files of the heavy endpoint (names are <stamp>_<METHOD>_<path>_<ms>ms_<worker>...).
 HEAVY_MARK = "_GET_work_"
-RENDERER_MARK = "gunicorn_pyinstrument.renderer"
+RENDERER_MARK = "gunicorn_pyinstrument.helper"
 
 #: Autogroup nice of gunicorn, its renderer and wrk when shielding them from other processes.
 ISOLATION_NICE = -20

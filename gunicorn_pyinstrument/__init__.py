@@ -16,6 +16,6 @@ def install(namespace: MutableMapping[str, Any]) -> list[str]:
 
         from gunicorn_pyinstrument import install; install(globals())
     """
-    from .hooks import install as _install  # imported on use: `import gunicorn_pyinstrument` stays cheap
+    from .chaining import install as _install  # imported on use: `import gunicorn_pyinstrument` stays cheap
 
     return _install(namespace)

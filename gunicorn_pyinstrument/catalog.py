@@ -34,15 +34,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .report import METADATA_SUFFIX
-from .settings import FORMAT_SUFFIXES
-from .stores.local import TEMP_PREFIX, check_name
+from .directory import INDEX_DIR, INDEX_FILE, METADATA_SUFFIX, REPORT_NAME, TEMP_PREFIX, report_name
+from .stores.local import check_name
 
 if TYPE_CHECKING:
     from pyinstrument.session import Session
 
-INDEX_DIR = ".catalog"
-INDEX_FILE = "index.sqlite3"
 #: Bumped when the table changes: an index of another version is rebuilt from the files.
 INDEX_VERSION = 2
 #: A directory whose modification time is this recent is scanned even if the time matches the
@@ -461,17 +458,6 @@ ORDERS = {
 
 
 #: How every report name starts (``Report.make_name``): its UTC time stamp.
-_REPORT_NAME = re.compile(r"\d{8}T\d{6}\.\d{6}Z_")
-
-
-def report_name(filename: str) -> str | None:
-    """The report a file belongs to (``NAME`` of ``NAME.html``), or None for other files."""
-    for suffix in (METADATA_SUFFIX, *FORMAT_SUFFIXES.values()):
-        if filename.endswith(suffix):
-            return filename[: -len(suffix)]
-    return None
-
-
 # --- the catalog ---
 
 
@@ -767,7 +753,7 @@ class Catalog:
                 os.unlink(os.path.join(self.directory, check_name(filename)))
 
     def _orphans(self) -> list[str]:
-        from .writer import JOB_SUFFIX, SPOOL_DIR
+        from .directory import JOB_SUFFIX, SPOOL_DIR
 
         try:
             pending = {
@@ -788,7 +774,7 @@ class Catalog:
                 name = report_name(item.name)
                 if name is None or name in known or name in pending or item.name.endswith(METADATA_SUFFIX):
                     continue
-                if not _REPORT_NAME.match(name):
+                if not REPORT_NAME.match(name):
                     continue  # not written by a worker (a user's notes.txt, a merged_*.html): not ours
                 with contextlib.suppress(OSError):
                     if item.stat(follow_symlinks=False).st_mtime < cutoff:

@@ -33,11 +33,10 @@ from .catalog import (
     CatalogError,
     Entry,
     Query,
-    report_name,
     strip_suffix,
 )
-from .report import METADATA_SUFFIX
-from .settings import FORMAT_SUFFIXES, PREFIX, SettingError, load_one, parse_size
+from .directory import FORMAT_SUFFIXES, METADATA_SUFFIX, report_name
+from .settings import PREFIX, SettingError, load_one, parse_size
 from .stores.s3 import StoreError, is_s3_url
 
 if TYPE_CHECKING:
@@ -366,7 +365,7 @@ def cmd_merge(args: argparse.Namespace, out: IO[str]) -> int:
 
 
 def cmd_diff(args: argparse.Namespace, out: IO[str]) -> int:
-    from .compare import diff, html_page, profile, text_table
+    from .reading.compare import diff, html_page, profile, text_table
 
     base = query_from(args)
     side_a, a_name = parse_side(args.a, base)
@@ -436,9 +435,9 @@ def cmd_serve(args: argparse.Namespace, out: IO[str]) -> int:
 
 
 def cmd_upload(args: argparse.Namespace, out: IO[str]) -> int:
+    from .directory import JOB_SUFFIX, SPOOL_DIR
+    from .helper.upload import Uploader
     from .stores.s3 import S3Store, parse_s3_url
-    from .upload import Uploader
-    from .writer import JOB_SUFFIX, SPOOL_DIR
 
     target = args.to or setting("upload")
     if target is None:
@@ -462,7 +461,7 @@ def cmd_upload(args: argparse.Namespace, out: IO[str]) -> int:
         if jobs:
             warn(
                 f"{len(jobs)} report(s) are still to be rendered, so not uploaded: "
-                f"python -m gunicorn_pyinstrument.renderer --once {args.dir}, then upload again"
+                f"python -m gunicorn_pyinstrument.helper --once {args.dir}, then upload again"
             )
     return 0
 
@@ -470,7 +469,7 @@ def cmd_upload(args: argparse.Namespace, out: IO[str]) -> int:
 def open_remote(args: argparse.Namespace) -> None:
     """``--dir s3://BUCKET/PREFIX``: bring the local copy of the bucket's records up to date and
     point ``args.dir`` at it; its catalog fetches the other files when a command opens them."""
-    from .mirror import Mirror, default_cache_dir
+    from .reading.mirror import Mirror, default_cache_dir
     from .stores.s3 import S3Store, parse_s3_url
 
     url = args.dir

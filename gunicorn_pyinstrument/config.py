@@ -9,9 +9,10 @@ and hooks) and chains its hooks with ours. Apart from that it defines only gunic
 setting of yours. With profiling off it defines no hook at all.
 """
 
+from gunicorn_pyinstrument import chaining as _chaining
 from gunicorn_pyinstrument import hooks as _hooks
 
 _settings = _hooks.startup()
 if _settings.base_config:
-    globals().update(_hooks.load_base_config(_settings.base_config))
-__all__ = _hooks.install(globals(), _settings)
+    globals().update(_chaining.load_base_config(_settings.base_config))
+__all__ = _chaining.install(globals(), _settings)

@@ -15,10 +15,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .settings import FORMAT_SUFFIXES
+from .directory import FORMAT_SUFFIXES, KIND_REQUEST, KIND_WORKER, METADATA_SUFFIX, METADATA_VERSION
 
-METADATA_SUFFIX = ".meta.json"
-METADATA_VERSION = 1
 OUTCOME_TIMEOUT = "timeout"
 MAX_PATH_PART = 80
 MAX_METHOD_PART = 16
@@ -96,10 +94,6 @@ class WindowFacts:
 
     started_at: float
     duration: float
-
-
-KIND_REQUEST = "request"
-KIND_WORKER = "worker"
 
 
 def status_code(status: object) -> int | None:

@@ -16,6 +16,7 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .directory import FORMAT_SUFFIXES
 from .stores.local import ensure_directory
 from .stores.s3 import INSTALL_HINT, S3Location, boto3_available, parse_s3_url
 
@@ -24,13 +25,6 @@ PREFIX = "GUNICORN_PYINSTRUMENT"
 SAMPLER_INTERVAL = 0.01
 
 #: Formats a report can be written in, with the file suffix of each.
-FORMAT_SUFFIXES: dict[str, str] = {
-    "session": ".pyisession",
-    "html": ".html",
-    "speedscope": ".speedscope.json",
-    "text": ".txt",
-    "pstats": ".pstats",
-}
 
 TOKEN_HEADER = "X-Pyinstrument-Token"
 _MIN_TOKEN_LENGTH = 16

@@ -45,10 +45,10 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import IO, Any, BinaryIO
 
-from . import compare
 from .catalog import ORDERS, SELECTION_KEYS, TOP_ORDERS, Catalog, CatalogError, Entry, Query, top
 from .cli import PROG, iso
-from .settings import FORMAT_SUFFIXES
+from .directory import FORMAT_SUFFIXES
+from .reading import compare
 from .stores.local import check_name
 
 #: Rows per page of the report list, by default and at most.

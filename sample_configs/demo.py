@@ -320,7 +320,7 @@ def main() -> int:
     print_table(reports)
     if pending:
         say(f"  {len(pending)} not rendered yet; finish them with:")
-        say(f"  {shown(Path(sys.executable))} -m gunicorn_pyinstrument.renderer --once {shown(REPORTS)}")
+        say(f"  {shown(Path(sys.executable))} -m gunicorn_pyinstrument.helper --once {shown(REPORTS)}")
 
     slowest = max(reports, key=lambda r: float(r.get("duration", 0)))
     say()

@@ -114,7 +114,7 @@ def renderer_processes(
                 argv = f.read().split(b"\0")
         except OSError:
             continue
-        if b"gunicorn_pyinstrument.renderer" not in argv:
+        if b"gunicorn_pyinstrument.helper" not in argv:
             continue
         if directory is not None and os.fsencode(str(directory)) not in argv:
             continue

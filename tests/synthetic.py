@@ -11,7 +11,7 @@ from pyinstrument.session import Session
 
 from gunicorn_pyinstrument.logs import ThrottledLog
 from gunicorn_pyinstrument.report import Report, RequestFacts, WindowFacts, WorkerIdentity
-from gunicorn_pyinstrument.writer import Writer
+from gunicorn_pyinstrument.worker.writer import Writer
 
 T0 = 1_764_000_000.0  # 2025-11-24T16:00:00Z, a fixed start time for synthetic reports
 THREAD = "MainThread\x00<thread>\x00140000"

@@ -7,7 +7,8 @@ import os
 import secrets
 from collections.abc import Iterator
 
-TEMP_PREFIX = ".tmp-"
+from ..directory import TEMP_PREFIX
+
 _DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 

@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ..directory import REPORT_NAME
+
 SCHEME = "s3://"
 INSTALL_HINT = "pip install 'gunicorn-pyinstrument[s3]'"
 #: Content types for the objects a browser may open straight from the bucket.
@@ -33,7 +35,6 @@ UNDATED = "undated"
 # AWS's rules for bucket names (S3-compatible stores accept the same or more).
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_STAMP = re.compile(r"(\d{4})(\d{2})(\d{2})T\d{6}\.\d{6}Z_")
 
 
 class StoreError(OSError):
@@ -92,7 +93,7 @@ def boto3_available() -> bool:
 
 def report_day(name: str, start: Any = None) -> str:
     """``YYYY-MM-DD`` (UTC) a report started: from its name, else from its ``start`` time."""
-    match = _STAMP.match(name)
+    match = REPORT_NAME.match(name)
     if match:
         return "-".join(match.groups())
     try:

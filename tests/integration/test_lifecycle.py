@@ -239,7 +239,7 @@ def test_jobs_left_by_a_crash_are_rendered_later(gunicorn, report_dir, recovery)
         assert server.stop() == 0
     else:
         result = subprocess.run(
-            [sys.executable, "-m", "gunicorn_pyinstrument.renderer", "--once", str(report_dir)],
+            [sys.executable, "-m", "gunicorn_pyinstrument.helper", "--once", str(report_dir)],
             capture_output=True,
             text=True,
             timeout=60,

@@ -51,7 +51,7 @@ def plugin_lines(log: str) -> list[str]:
         line
         for line in log.splitlines()
         if re.search(r"\[(ERROR|WARNING)\] gunicorn-pyinstrument: ", line)
-        or line.startswith("gunicorn-pyinstrument renderer: ")
+        or line.startswith("gunicorn-pyinstrument helper: ")
     ]
 
 

@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from gunicorn_pyinstrument import settings as S
+from gunicorn_pyinstrument.directory import FORMAT_SUFFIXES
 from gunicorn_pyinstrument.report import (
     Report,
     RequestFacts,
@@ -35,7 +36,7 @@ from gunicorn_pyinstrument.report import (
     sanitize_method,
     sanitize_path,
 )
-from gunicorn_pyinstrument.settings import FORMAT_SUFFIXES, SettingError, load
+from gunicorn_pyinstrument.settings import SettingError, load
 from gunicorn_pyinstrument.stores.local import LocalStore, check_name
 
 ANY_CHAR = st.characters(exclude_categories=())

@@ -44,7 +44,7 @@ from support import (
 )
 
 from gunicorn_pyinstrument import selection
-from gunicorn_pyinstrument.selection import Selector
+from gunicorn_pyinstrument.worker.choosing import Selector
 
 #: Each worker class with the app it runs: gunicorn's request hooks, and the two app wrappers.
 WORKERS = {

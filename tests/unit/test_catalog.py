@@ -24,8 +24,6 @@ from synthetic import T0, write_report
 
 from gunicorn_pyinstrument import catalog as catalog_module
 from gunicorn_pyinstrument.catalog import (
-    INDEX_DIR,
-    INDEX_FILE,
     INDEX_VERSION,
     MTIME_GRACE_SECONDS,
     ORPHAN_SECONDS,
@@ -36,10 +34,17 @@ from gunicorn_pyinstrument.catalog import (
     percentile,
     top,
 )
-from gunicorn_pyinstrument.renderer import ORPHAN_SWEEP_SECONDS, RETENTION_SECONDS, Pruner, Retention
-from gunicorn_pyinstrument.report import METADATA_SUFFIX, Report
-from gunicorn_pyinstrument.settings import FORMAT_SUFFIXES
-from gunicorn_pyinstrument.writer import JOB_SUFFIX, SPOOL_DIR
+from gunicorn_pyinstrument.directory import (
+    FORMAT_SUFFIXES,
+    INDEX_DIR,
+    INDEX_FILE,
+    JOB_SUFFIX,
+    METADATA_SUFFIX,
+    SPOOL_DIR,
+)
+from gunicorn_pyinstrument.helper.process import Retention
+from gunicorn_pyinstrument.helper.retention import ORPHAN_SWEEP_SECONDS, RETENTION_SECONDS, Pruner
+from gunicorn_pyinstrument.report import Report
 
 
 def record_of(directory: Path, name: str) -> dict:
@@ -595,7 +600,7 @@ def test_prune_by_count_removes_the_oldest_record_first(tmp_path, monkeypatch):
 
 def test_prune_by_bytes_removes_the_oldest_until_under_the_limit(tmp_path):
     reports = _five(tmp_path, formats=("session", "html"))
-    from gunicorn_pyinstrument.renderer import drain
+    from gunicorn_pyinstrument.helper.rendering import drain
 
     assert drain(str(tmp_path)) == 5  # the html of each, as the renderer does
     with Catalog(str(tmp_path)) as cat:

@@ -17,9 +17,10 @@ from pyinstrument import Profiler
 from pyinstrument.session import Session
 
 from gunicorn_pyinstrument import cli
+from gunicorn_pyinstrument.directory import METADATA_SUFFIX
 from gunicorn_pyinstrument.logs import ThrottledLog
-from gunicorn_pyinstrument.report import METADATA_SUFFIX, Report, RequestFacts, WorkerIdentity
-from gunicorn_pyinstrument.writer import Writer
+from gunicorn_pyinstrument.report import Report, RequestFacts, WorkerIdentity
+from gunicorn_pyinstrument.worker.writer import Writer
 
 T0 = 1_764_000_000.0
 PROG = "gunicorn-pyinstrument"

@@ -12,7 +12,7 @@ from pyinstrument import Profiler
 from pyinstrument.session import Session
 
 from gunicorn_pyinstrument.aggregate import worker_root
-from gunicorn_pyinstrument.compare import Profile, diff, function_of, html_page, profile, text_table
+from gunicorn_pyinstrument.reading.compare import Profile, diff, function_of, html_page, profile, text_table
 
 THREAD = "MainThread\x00<thread>\x00140000"
 

@@ -12,13 +12,13 @@ import time
 import pytest
 from pyinstrument import Profiler
 
-from gunicorn_pyinstrument import renderer
+from gunicorn_pyinstrument.directory import FAILED_SUFFIX, FORMAT_SUFFIXES, JOB_SUFFIX, SPOOL_DIR
 from gunicorn_pyinstrument.formats import load_session, render
+from gunicorn_pyinstrument.helper import rendering
+from gunicorn_pyinstrument.helper.rendering import drain, pending_jobs
 from gunicorn_pyinstrument.logs import ThrottledLog
-from gunicorn_pyinstrument.renderer import FAILED_SUFFIX, drain, pending_jobs
 from gunicorn_pyinstrument.report import Report, RequestFacts, WorkerIdentity
-from gunicorn_pyinstrument.settings import FORMAT_SUFFIXES
-from gunicorn_pyinstrument.writer import JOB_SUFFIX, SPOOL_DIR, Writer
+from gunicorn_pyinstrument.worker.writer import Writer
 
 
 def busy_marker_function(seconds: float) -> int:
@@ -192,13 +192,13 @@ def test_jobs_are_drained_oldest_first(tmp_path, session, monkeypatch):
     for report in reports:
         writer.write(report, session)
     done: list[str] = []
-    real = renderer.process_job
+    real = rendering.process_job
 
     def recording(directory, job_name):
         done.append(job_name)
         return real(directory, job_name)
 
-    monkeypatch.setattr(renderer, "process_job", recording)
+    monkeypatch.setattr(rendering, "process_job", recording)
     assert drain(str(tmp_path)) == 3
     assert done == [r.name + JOB_SUFFIX for r in sorted(reports, key=lambda r: r.facts.started_at)]
 

@@ -7,14 +7,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gunicorn_pyinstrument.selection import (
-    CONTROL_CHECK_SECONDS,
-    TRIGGER_SAMPLE,
-    TRIGGER_TOKEN,
-    Gate,
-    Selector,
-)
 from gunicorn_pyinstrument.settings import Schedule, load, parse_schedule
+from gunicorn_pyinstrument.worker.choosing import TRIGGER_SAMPLE, TRIGGER_TOKEN, Selector
+from gunicorn_pyinstrument.worker.switch import CONTROL_CHECK_SECONDS, Gate
 
 TOKEN = "gate-token-0123456789"
 CONTROL = "/run/profiling.on"

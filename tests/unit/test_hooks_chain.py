@@ -12,7 +12,8 @@ from gunicorn.config import Config
 from gunicorn.util import get_arity
 
 from gunicorn_pyinstrument import hooks
-from gunicorn_pyinstrument.hooks import HOOK_ARITY, OUR_HOOKS, chain, install
+from gunicorn_pyinstrument.chaining import HOOK_ARITY, chain, install
+from gunicorn_pyinstrument.hooks import OUR_HOOKS
 from gunicorn_pyinstrument.settings import load
 
 #: Which hook runs first in a chain: ours nests inside the user's (theirs first on the way in,
@@ -63,7 +64,7 @@ def call_through_gunicorn(cfg: Config, name: str) -> None:
 @pytest.fixture
 def no_agent(monkeypatch):
     """Our request hooks do nothing without an agent; make sure no other test left one."""
-    monkeypatch.setattr(hooks._state, "agent", None)
+    monkeypatch.setattr(hooks._state, "request_mode", None)
 
 
 def test_every_hook_has_a_declared_arity_and_order():

@@ -12,10 +12,15 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from gunicorn_pyinstrument.renderer import FAILED_SUFFIX
+from gunicorn_pyinstrument.directory import (
+    FAILED_SUFFIX,
+    FORMAT_SUFFIXES,
+    JOB_SUFFIX,
+    METADATA_SUFFIX,
+    TEMP_PREFIX,
+)
 from gunicorn_pyinstrument.report import (
     MAX_PATH_PART,
-    METADATA_SUFFIX,
     OUTCOME_TIMEOUT,
     Report,
     RequestFacts,
@@ -27,9 +32,7 @@ from gunicorn_pyinstrument.report import (
     status_code,
     utc_stamp,
 )
-from gunicorn_pyinstrument.settings import FORMAT_SUFFIXES
-from gunicorn_pyinstrument.stores.local import TEMP_PREFIX, check_name
-from gunicorn_pyinstrument.writer import JOB_SUFFIX
+from gunicorn_pyinstrument.stores.local import check_name
 
 SAFE = re.compile(r"[A-Za-z0-9._-]+")
 NAME = re.compile(r"[0-9][A-Za-z0-9._-]*")

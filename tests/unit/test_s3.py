@@ -18,14 +18,15 @@ from synthetic import T0, session_of, write_report
 from gunicorn_pyinstrument import cli
 from gunicorn_pyinstrument import settings as S
 from gunicorn_pyinstrument.catalog import Catalog, attach_source
+from gunicorn_pyinstrument.directory import FULL_MARK, JOB_SUFFIX, METADATA_SUFFIX, SPOOL_DIR
+from gunicorn_pyinstrument.helper.rendering import drain
+from gunicorn_pyinstrument.helper.upload import Uploader, pending_reports, spool_bytes
 from gunicorn_pyinstrument.logs import ThrottledLog
-from gunicorn_pyinstrument.mirror import Mirror, default_cache_dir
-from gunicorn_pyinstrument.renderer import drain
-from gunicorn_pyinstrument.report import METADATA_SUFFIX, Report
+from gunicorn_pyinstrument.reading.mirror import Mirror, default_cache_dir
+from gunicorn_pyinstrument.report import Report
 from gunicorn_pyinstrument.stores import s3
 from gunicorn_pyinstrument.stores.s3 import MissingObject, S3Location, StoreError, parse_s3_url
-from gunicorn_pyinstrument.upload import Uploader, pending_reports, spool_bytes
-from gunicorn_pyinstrument.writer import FULL_MARK, JOB_SUFFIX, SPOOL_DIR, Writer
+from gunicorn_pyinstrument.worker.writer import Writer
 
 DAY = "2025-11-24"
 LOCATION = S3Location("fleet-reports", "prod/web")

@@ -21,8 +21,8 @@ from pyinstrument.low_level.stat_profile import get_frame_info
 from pyinstrument.renderers import ConsoleRenderer, HTMLRenderer, PstatsRenderer, SpeedscopeRenderer
 from pyinstrument.session import Session
 
-from gunicorn_pyinstrument.engines import sampler as sampler_module
-from gunicorn_pyinstrument.engines.sampler import SamplerEngine, frame_identifier, thread_root
+from gunicorn_pyinstrument.worker.engines import sampler as sampler_module
+from gunicorn_pyinstrument.worker.engines.sampler import SamplerEngine, frame_identifier, thread_root
 
 #: An interval at which the engine's own sampler thread never samples during a test.
 NEVER = 3600.0

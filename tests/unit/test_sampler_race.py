@@ -14,8 +14,8 @@ import threading
 import time
 from typing import Any
 
-from gunicorn_pyinstrument.engines import sampler as sampler_module
-from gunicorn_pyinstrument.engines.sampler import SamplerEngine
+from gunicorn_pyinstrument.worker.engines import sampler as sampler_module
+from gunicorn_pyinstrument.worker.engines.sampler import SamplerEngine
 
 #: An interval at which the engine's own sampler thread never samples during the test.
 NEVER = 3600.0

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from gunicorn_pyinstrument.selection import (
+from gunicorn_pyinstrument.settings import TOKEN_HEADER, load
+from gunicorn_pyinstrument.worker.choosing import (
     TOKEN_HEADER_UPPER,
     TRIGGER_SAMPLE,
     TRIGGER_TOKEN,
@@ -16,7 +17,6 @@ from gunicorn_pyinstrument.selection import (
     decoded_path,
     header_value,
 )
-from gunicorn_pyinstrument.settings import TOKEN_HEADER, load
 
 TOKEN = "k7Qz-9fXw_2LmP4r!tY8"
 

@@ -8,8 +8,9 @@ import stat
 
 import pytest
 
+from gunicorn_pyinstrument.directory import TEMP_PREFIX
 from gunicorn_pyinstrument.stores import LocalStore
-from gunicorn_pyinstrument.stores.local import TEMP_PREFIX, check_name
+from gunicorn_pyinstrument.stores.local import check_name
 
 
 @pytest.fixture

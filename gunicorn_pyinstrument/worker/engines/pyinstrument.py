@@ -10,7 +10,7 @@ import sys
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..processors import collapse_out_of_context
+from ...processors import collapse_out_of_context
 
 if TYPE_CHECKING:
     from pyinstrument.session import Session

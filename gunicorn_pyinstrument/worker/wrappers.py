@@ -3,7 +3,7 @@
 gevent_pywsgi, tornado and UvicornWorker serve requests without gunicorn's request hooks, and
 gunicorn's own asgi worker gives post_request no status unless access logging is on. For them
 ``post_worker_init`` replaces the loaded app (``worker.wsgi`` or ``worker.asgi``) with one of these
-wrappers, which profile each HTTP request through the same Agent. The app itself is unchanged.
+wrappers, which profile each HTTP request through the same RequestMode. The app itself is unchanged.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sized
 from typing import TYPE_CHECKING, Any, cast
 
-from .report import status_code
+from ..report import status_code
 
 if TYPE_CHECKING:
-    from .agent import Agent
+    from .request_mode import RequestMode
 
 
 def wsgi_header(environ: dict[str, Any], name_upper: str) -> str | None:
@@ -74,7 +74,7 @@ class _SizedClosingBody(_ClosingBody):
 
 
 class ProfilingWSGI:
-    def __init__(self, app: Callable[..., Any], agent: Agent) -> None:
+    def __init__(self, app: Callable[..., Any], agent: RequestMode) -> None:
         self.app = app
         self.agent = agent
 
@@ -108,7 +108,7 @@ class ProfilingWSGI:
 class ProfilingASGI:
     """ASGI 3 middleware: profiles ``http`` scopes; lifespan and websocket pass through untouched."""
 
-    def __init__(self, app: Callable[..., Any], agent: Agent) -> None:
+    def __init__(self, app: Callable[..., Any], agent: RequestMode) -> None:
         self.app = app
         self.agent = agent
 
@@ -159,7 +159,7 @@ class TickingASGI:
             await self.app(scope, receive, send)
         finally:
             if scope.get("type") == "http":
-                self.tick()  # never raises: WorkerProfiler.tick guards itself
+                self.tick()  # never raises: WorkerMode.tick guards itself
 
 
 #: How each worker class reaches requests: gunicorn's request hooks, or a wrapper around the app.
@@ -188,7 +188,7 @@ def _is_tornado_app(app: object) -> bool:
     return isinstance(app, tornado.web.Application | tornado.wsgi.WSGIContainer)
 
 
-def attach(worker: Any, agent: Agent) -> str:
+def attach(worker: Any, agent: RequestMode) -> str:
     """Connect the agent to the worker's requests; returns the front-end used."""
     front_end = front_end_for(worker)
     agent.hooks_enabled = front_end == HOOKS

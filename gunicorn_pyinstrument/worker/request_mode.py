@@ -1,6 +1,6 @@
 """The per-worker profiling agent: selection, capture and hand-over to the writer.
 
-One Agent per worker process, created in post_worker_init. Two front-ends feed it:
+One RequestMode per worker process, created in post_worker_init. Two front-ends feed it:
 gunicorn's request hooks (sync, gthread, gevent), which keep the request's state in a ContextVar
 (per thread under gthread, per greenlet under gevent), and the app wrappers in ``wrappers.py``
 (asgi, UvicornWorker, tornado, gevent_pywsgi), which hold it in their own call frame.
@@ -20,14 +20,14 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+from ..logs import ThrottledLog, fallback_logger
+from ..processors import merge_repeats
+from ..report import OUTCOME_TIMEOUT, Report, RequestFacts, WorkerIdentity, status_code
+from ..settings import Settings
+from .choosing import TOKEN_HEADER_UPPER, TRIGGER_TOKEN, Selector, decoded_path, header_value
 from .engines import Engine, PyinstrumentEngine
 from .engines.pyinstrument import AsyncMode
 from .engines.sampler import SamplerEngine
-from .logs import ThrottledLog, fallback_logger
-from .processors import merge_repeats
-from .report import OUTCOME_TIMEOUT, Report, RequestFacts, WorkerIdentity, status_code
-from .selection import TOKEN_HEADER_UPPER, TRIGGER_TOKEN, Selector, decoded_path, header_value
-from .settings import Settings
 from .writer import Writer
 
 # Worker classes whose concurrent requests share one thread (greenlets, asyncio tasks, tornado
@@ -116,7 +116,7 @@ def signals_held() -> Iterator[None]:
             previous[number](number, frame)
 
 
-class Agent:
+class RequestMode:
     def __init__(self, settings: Settings, worker: Any, engine: Engine | None = None) -> None:
         self.settings = settings
         self.log = ThrottledLog(getattr(worker, "log", None) or fallback_logger())

@@ -1,4 +1,4 @@
-"""Should this request be profiled? Decided before any profiler starts.
+"""Choosing requests: should this request be profiled? Decided before any profiler starts.
 
 Pure logic: no gunicorn, no pyinstrument. The cheapest checks run first so that a request
 that is not chosen costs a regex search and a random number at most.
@@ -7,15 +7,14 @@ that is not chosen costs a regex search and a random number at most.
 from __future__ import annotations
 
 import hmac
-import os
 import random
 import re
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-from .settings import TOKEN_HEADER, Schedule, Settings
+from ..settings import TOKEN_HEADER, Settings
+from .switch import Gate
 
 #: Why a request was profiled; stored in its metadata.
 TRIGGER_TOKEN = "token"
@@ -35,47 +34,6 @@ def header_value(headers: Iterable[tuple[str, str]], name_upper: str) -> str | N
     value, and a repeated token header never matches."""
     values = [value for name, value in headers if name.upper() == name_upper]
     return ",".join(values) if values else None
-
-
-CONTROL_CHECK_SECONDS = 1.0
-
-
-class Gate:
-    """Is profiling switched on right now: the control file (the runtime switch) and the schedule.
-
-    The file's existence is looked up at most once per CONTROL_CHECK_SECONDS, whatever the request
-    rate; in between, the answer costs a clock read."""
-
-    def __init__(
-        self,
-        schedule: Schedule | None = None,
-        control_file: str | None = None,
-        clock: Callable[[], float] = time.time,
-        monotonic: Callable[[], float] = time.monotonic,
-        exists: Callable[[str], bool] = os.path.exists,
-    ) -> None:
-        self.schedule = schedule
-        self.control_file = control_file
-        self._clock = clock
-        self._monotonic = monotonic
-        self._exists = exists
-        self._next_check = float("-inf")
-        self._switched_on = control_file is None
-
-    def switched_on(self) -> bool:
-        if self.control_file is None:
-            return True
-        now = self._monotonic()
-        if now >= self._next_check:
-            self._next_check = now + CONTROL_CHECK_SECONDS
-            self._switched_on = self._exists(self.control_file)
-        return self._switched_on
-
-    def in_window(self) -> bool:
-        return self.schedule is None or self.schedule.active(self._clock())
-
-    def is_open(self) -> bool:
-        return self.switched_on() and self.in_window()
 
 
 @dataclass(frozen=True)

@@ -15,30 +15,22 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import queue
 import threading
 import time
 from typing import TYPE_CHECKING
 
-from .formats import render
-from .logs import ThrottledLog
-from .report import Report
-from .stores import LocalStore, ensure_directory
+from ..directory import FULL_MARK, JOB_SUFFIX, SPOOL_DIR, dumps
+from ..formats import render
+from ..logs import ThrottledLog
+from ..report import Report
+from ..stores import LocalStore, ensure_directory
 
 if TYPE_CHECKING:
     from pyinstrument.session import Session
 
-SPOOL_DIR = ".spool"
-JOB_SUFFIX = ".job.json"
-#: Left in the report directory by the uploader while the spool is over its bound.
-FULL_MARK = ".spool-full"
 FULL_CHECK_SECONDS = 1.0
-
-
-def dumps(record: object) -> bytes:
-    return json.dumps(record, indent=1, sort_keys=True).encode("utf-8")
 
 
 class Writer:

@@ -26,12 +26,12 @@ import time
 from contextvars import ContextVar
 from typing import Any
 
-from .aggregate import StackAggregate, worker_root
+from ..aggregate import StackAggregate, worker_root
+from ..logs import ThrottledLog
+from ..report import Report, WindowFacts, WorkerIdentity
+from ..settings import Settings
 from .engines.sampler import SamplerEngine
-from .logs import ThrottledLog
-from .report import Report, WindowFacts, WorkerIdentity
-from .selection import Gate
-from .settings import Settings
+from .switch import Gate
 from .writer import Writer
 
 SEGMENT_SECONDS = 5.0
@@ -39,7 +39,7 @@ SEGMENT_SECONDS = 5.0
 _request_profiler: ContextVar[Any] = ContextVar("gunicorn_pyinstrument_window_request", default=None)
 
 
-class WorkerProfiler:
+class WorkerMode:
     def __init__(self, settings: Settings, worker: Any, writer: Writer, log: ThrottledLog) -> None:
         from pyinstrument import Profiler
 

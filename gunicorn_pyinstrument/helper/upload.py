@@ -1,6 +1,6 @@
 """Moving complete reports from the local directory to object storage (``GUNICORN_PYINSTRUMENT_UPLOAD``).
 
-The :class:`Uploader` runs in the master's low-priority helper process (``renderer.py``), never in
+The :class:`Uploader` runs in the master's low-priority helper process (``helper/``), never in
 a worker: boto3's import, threads and connection pools stay out of every worker (and away from
 gevent's patching), and no request ever waits for the network. A report is uploaded once it is
 complete (its ``.meta.json``, written last, exists): its files first, its metadata record last, so
@@ -24,20 +24,20 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from .report import METADATA_SUFFIX
-from .stores.local import LocalStore, check_name
-from .stores.s3 import S3Location, StoreError, object_key
-from .writer import FULL_MARK, SPOOL_DIR
+from ..directory import FAILED_SUFFIX, FULL_MARK, METADATA_SUFFIX, SPOOL_DIR
+from ..stores.local import LocalStore, check_name
+from ..stores.s3 import S3Location, StoreError, object_key
+from .process import Upload
+from .retention import ORPHAN_SWEEP_SECONDS
 
+#: What the helper spends uploading at shutdown, within the master's wait (hooks.HELPER_STOP_SECONDS).
+UPLOAD_STOP_SECONDS = 8.0
 #: At most this long uploading per turn of the helper's loop, so that rendering goes on too.
 UPLOAD_SLICE_SECONDS = 2.0
 SPOOL_CHECK_SECONDS = 1.0
 BACKOFF_FIRST_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 30.0
 LOG_INTERVAL_SECONDS = 60.0
-#: How often report files left without a metadata record are looked for (``Catalog.prune``).
-ORPHAN_SWEEP_SECONDS = 600.0
-FAILED_SUFFIX = ".failed"
 
 
 class Store(Protocol):
@@ -235,7 +235,7 @@ class Uploader:
         if now < self._next_sweep:
             return
         self._next_sweep = now + ORPHAN_SWEEP_SECONDS
-        from .catalog import Catalog
+        from ..catalog import Catalog
 
         with Catalog(self.directory) as cat:
             cat.prune(None, None)
@@ -270,3 +270,17 @@ class Uploader:
         except Exception as exc:
             self.log(f"error in {getattr(func, '__name__', 'uploader')} (ignored): {exc!r}")
             return None
+
+
+def make_uploader(directory: str, upload: Upload | None) -> Uploader | None:
+    """The uploader, or None (said on stderr) when it cannot be set up: rendering goes on anyway."""
+    if upload is None:
+        return None
+    try:
+        from ..stores.s3 import S3Store, parse_s3_url
+
+        location = parse_s3_url(upload.url)
+        return Uploader(directory, S3Store(location, upload.endpoint_url), location, upload.spool_max_bytes)
+    except Exception as exc:
+        print(f"gunicorn-pyinstrument helper: cannot upload to {upload.url}: {exc}", file=sys.stderr)
+        return None
