@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit docs browser bench bench-worker-mode bench-sampler bench-catalog clean
+.PHONY: install demo test unit lint typecheck docs browser wrk bench bench-worker-mode bench-sampler bench-catalog clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,31 +34,34 @@ browser:
 test: lint typecheck browser
 	$(BIN)/python -m pytest -q
 
+# The quick loop: the unit tests only (no browser, no servers), in well under a minute.
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
+
 # Regenerates docs/configuration.md from the settings declarations (a test checks it is current).
 docs: $(STAMP)
 	$(BIN)/python -m gunicorn_pyinstrument.settings > docs/configuration.md
 
-# Throughput and CPU cost of the plugin (docs/benchmarks.md); needs wrk, installed from Debian if missing.
-# Quicker: make bench BENCH_ARGS="--rounds 2 --duration 3"
-bench: $(STAMP)
+# The load generator of the server benchmarks, from Debian's packages when it is missing.
+wrk:
 	@command -v wrk >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get install -y wrk || { $$SUDO apt-get update && $$SUDO apt-get install -y wrk; }; }
+
+# Throughput and CPU cost of the plugin (docs/benchmarks.md); needs wrk.
+# Quicker: make bench BENCH_ARGS="--rounds 2 --duration 3"
+bench: $(STAMP) wrk
 	$(BIN)/python bench/throughput.py $(BENCH_ARGS)
 
 # Per-worker mode (docs/benchmarks.md): worker RSS over 10 minutes of load, and throughput against
 # the plugin off, per worker type; needs wrk. About 15 minutes.
 # Quicker: make bench-worker-mode BENCH_ARGS="--minutes 1"
-bench-worker-mode: $(STAMP)
-	@command -v wrk >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-		$$SUDO apt-get install -y wrk || { $$SUDO apt-get update && $$SUDO apt-get install -y wrk; }; }
+bench-worker-mode: $(STAMP) wrk
 	$(BIN)/python bench/worker_mode.py $(BENCH_ARGS)
 
 # Sampler engine (docs/benchmarks.md, "Sampler engine"): every request sampled at 100 Hz against the
 # plugin off, for sync and gthread, with the pyinstrument engine for comparison; needs wrk. About
 # 6 minutes. Quicker: make bench-sampler BENCH_ARGS="--rounds 3 --duration 2"
-bench-sampler: $(STAMP)
-	@command -v wrk >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-		$$SUDO apt-get install -y wrk || { $$SUDO apt-get update && $$SUDO apt-get install -y wrk; }; }
+bench-sampler: $(STAMP) wrk
 	$(BIN)/python bench/sampler.py $(BENCH_ARGS)
 
 # Catalog and CLI on 100,000 synthetic reports (docs/benchmarks.md, "Catalog and CLI").

@@ -1,7 +1,7 @@
 """The command line: ``gunicorn-pyinstrument`` (or ``python -m gunicorn_pyinstrument``).
 
-Reads the report directory through the catalog (``catalog.py``): ``list``, ``top``, ``render``,
-``merge``, ``diff``, ``prune`` and ``serve`` (the local web page, ``web.py``). The directory is
+Reads the report directory through the catalog (``catalog/``): ``list``, ``top``, ``render``,
+``merge``, ``diff``, ``prune`` and ``serve`` (the local web page, ``web/``). The directory is
 ``--dir``, else ``GUNICORN_PYINSTRUMENT_DIR``, else the plugin's default, so on a server the
 command needs no option. Errors are one line on stderr; exit status 1 for an empty selection, 2
 for bad usage or a directory that cannot be read. A report that cannot be read is skipped and
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import json
 import os
 import sys
@@ -26,8 +25,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from . import catalog as catalog_module
+from . import inputs
 from .catalog import (
-    SELECTION_KEYS,
+    QUERY_KEYS,
     TOP_ORDERS,
     Catalog,
     CatalogError,
@@ -36,13 +36,14 @@ from .catalog import (
     strip_suffix,
 )
 from .directory import FORMAT_SUFFIXES, METADATA_SUFFIX, report_name
-from .settings import PREFIX, SettingError, load_one, parse_size
-from .stores.s3 import StoreError, is_s3_url
+from .inputs import is_s3_url
+from .reading.display import PROG, iso
+from .settings import PREFIX, SettingError, load_one
+from .stores.s3 import StoreError
 
 if TYPE_CHECKING:
     from pyinstrument.session import Session
 
-PROG = "gunicorn-pyinstrument"
 OUTPUT_FORMATS = ("html", "speedscope", "text", "pstats", "session")
 #: A progress bar is drawn (on a terminal) for work on more reports than this.
 PROGRESS_THRESHOLD = 200
@@ -62,7 +63,8 @@ class EmptySelection(Exception):
 
 
 def _argument(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    """A catalog parser as an argparse type: its ValueError becomes argparse's one-line error."""
+    """A parser of user input (``inputs.py``, a query's keys) as an argparse type: its ValueError
+    becomes argparse's one-line error."""
 
     def wrapped(text: str) -> Any:
         try:
@@ -77,14 +79,10 @@ def _argument(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     return wrapped
 
 
-def parse_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"negative: {text!r}")
-    return value
+#: A whole number, 0 or more: ``--limit``, ``--max-reports``, ``--port``.
+parse_count = _argument(inputs.parse_count)
+#: A size with an optional unit: ``--max-bytes``.
+parse_size = _argument(inputs.parse_size)
 
 
 def setting(attr: str) -> Any:
@@ -111,14 +109,14 @@ _HELP = {
 
 def add_selection(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("selection (every option given must match)")
-    for key, parse in SELECTION_KEYS.items():
+    for key, parse in QUERY_KEYS.items():
         metavar, text = _HELP[key]
         flag = "--" + key.replace("_", "-")
         group.add_argument(flag, dest=key, type=_argument(parse), metavar=metavar, help=text)
 
 
 def query_from(args: argparse.Namespace, **overrides: Any) -> Query:
-    values = {key: getattr(args, key, None) for key in SELECTION_KEYS}
+    values = {key: getattr(args, key, None) for key in QUERY_KEYS}
     values.update(overrides)
     return Query(**{k: v for k, v in values.items() if v is not None})
 
@@ -131,11 +129,6 @@ def parse_side(text: str, base: Query) -> tuple[Query, str]:
 
 
 # --- output helpers ---
-
-
-def iso(epoch: float) -> str:
-    moment = datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc)
-    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]], right: set[int], out: IO[str]) -> None:
@@ -437,7 +430,8 @@ def cmd_serve(args: argparse.Namespace, out: IO[str]) -> int:
 def cmd_upload(args: argparse.Namespace, out: IO[str]) -> int:
     from .directory import JOB_SUFFIX, SPOOL_DIR
     from .helper.upload import Uploader
-    from .stores.s3 import S3Store, parse_s3_url
+    from .inputs import parse_s3_url
+    from .stores.s3 import S3Store
 
     target = args.to or setting("upload")
     if target is None:
@@ -469,8 +463,9 @@ def cmd_upload(args: argparse.Namespace, out: IO[str]) -> int:
 def open_remote(args: argparse.Namespace) -> None:
     """``--dir s3://BUCKET/PREFIX``: bring the local copy of the bucket's records up to date and
     point ``args.dir`` at it; its catalog fetches the other files when a command opens them."""
+    from .inputs import parse_s3_url
     from .reading.mirror import Mirror, default_cache_dir
-    from .stores.s3 import S3Store, parse_s3_url
+    from .stores.s3 import S3Store
 
     url = args.dir
     if args.command == "prune":
@@ -592,9 +587,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = command("prune", "apply retention now (oldest reports first)", cmd_prune)
     sub.add_argument("--max-reports", type=parse_count, default=None, help=f"default ${PREFIX}_MAX_REPORTS")
-    sub.add_argument(
-        "--max-bytes", type=_argument(parse_size), default=None, help=f"default ${PREFIX}_MAX_BYTES"
-    )
+    sub.add_argument("--max-bytes", type=parse_size, default=None, help=f"default ${PREFIX}_MAX_BYTES")
     sub.add_argument("--dry-run", action="store_true", help="say what would be removed; remove nothing")
 
     sub = command("serve", "browse the reports in a local web page", cmd_serve)

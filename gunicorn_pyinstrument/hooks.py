@@ -5,13 +5,14 @@ Which hook does what, and in which process:
 ============================  =======  ====================================================
 hook                          process  what it does
 ============================  =======  ====================================================
-``when_ready(server)``        master   starts the helper process   (when a format other than
+``when_ready(server)``        master   starts the helper process (when a format other than
                                        ``session``, retention or an upload is configured)
 ``pre_fork(server, worker)``  master   restarts the helper if it died
 ``post_fork(server, worker)`` worker   imports pyinstrument, in the worker, before gevent
                                        patches threading
-``post_worker_init(worker)``  worker   creates the worker's RequestMode; wraps the app for workers
-                                       that never call the request hooks (``wrappers.py``)
+``post_worker_init(worker)``  worker   creates the worker's RequestMode (or WorkerMode); wraps
+                                       the app for workers that never call the request hooks
+                                       (``worker/wrappers.py``)
 ``pre_request(worker, req)``  worker   decides whether to profile; if so starts a profiler
 ``post_request(worker, req,   worker   stops it, hands the session to the writer thread
 environ, resp)``
@@ -37,13 +38,18 @@ import sys
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
-from .helper.process import HelperProcess, Retention, Upload
+from .helper.process import HelperProcess
+from .helper.retention import Retention
+from .helper.upload import Upload
 from .logs import PREFIX, ThrottledLog, fallback_logger
-from .settings import SettingError, Settings, load, prepare_directory, prepare_upload
+from .settings import SettingError, Settings, declarations, load
+from .stores.local import ensure_directory
+from .stores.s3 import INSTALL_HINT, boto3_available
+from .worker.classes import WRAP_ASGI, facts_of
 from .worker.engines.pyinstrument import prepare_import
 from .worker.request_mode import RequestMode
 from .worker.worker_mode import WorkerMode
-from .worker.wrappers import UNSUPPORTED, WRAP_ASGI, TickingASGI, attach, front_end_for
+from .worker.wrappers import UNSUPPORTED, TickingASGI, attach
 from .worker.writer import Writer
 
 HELPER_STOP_SECONDS = 10.0
@@ -75,6 +81,33 @@ def startup(environ: MutableMapping[str, str] | None = None) -> Settings:
         raise SystemExit(2) from None
     _state.settings = settings
     return settings
+
+
+def prepare_directory(settings: Settings) -> None:
+    """Create the output directory and prove it is writable; SettingError if not."""
+    decl = dict(declarations())["dir"]
+    try:
+        ensure_directory(settings.dir, settings.file_mode)
+        if not os.path.isdir(settings.dir):
+            raise OSError("not a directory")
+        if not os.access(settings.dir, os.W_OK | os.X_OK):
+            raise OSError("not writable")
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise SettingError(
+            f"{decl.env}={settings.dir!r} is not valid (cannot be created or written: {reason}): "
+            f"expected {decl.accepted}"
+        ) from None
+
+
+def prepare_upload(settings: Settings) -> None:
+    """Uploads need boto3: say so now, in one line, rather than in the helper process's log.
+    The store is not contacted: a store that is down must not stop gunicorn from starting."""
+    if settings.upload is not None and not boto3_available():
+        env = dict(declarations())["upload"].env
+        raise SettingError(
+            f"{env}={str(settings.upload)!r} needs boto3, which is not installed: {INSTALL_HINT}"
+        )
 
 
 def _log_of(obj: Any) -> Any:
@@ -153,11 +186,7 @@ def _start_request_mode(worker: Any, settings: Settings) -> None:
         worker.log.warning(f"{PREFIX}{type(worker).__name__} serves a native tornado app: not profiled")
     if front_end == WRAP_ASGI:
         _stand_down_request_hooks(worker)
-        # Neither worker runs worker_abort when its event loop is blocked, and UvicornWorker dies
-        # from SIGABRT or SIGTERM without worker_exit: catch the signals themselves.
-        _run_before_signal(signal.SIGABRT, request_mode.abort)
-        if not hasattr(worker, "asgi"):
-            _run_before_signal(signal.SIGTERM, request_mode.close)
+    _catch_signals(worker, request_mode.abort, request_mode.close)
 
 
 def _start_worker_mode(worker: Any, settings: Settings) -> None:
@@ -176,12 +205,19 @@ def _start_worker_mode(worker: Any, settings: Settings) -> None:
     worker.notify = notify
     if not worker_mode.per_request:
         _stand_down_request_hooks(worker)
-    if front_end_for(worker) == WRAP_ASGI:
-        _run_before_signal(signal.SIGABRT, worker_mode.abort)
-        if not hasattr(worker, "asgi"):
-            _run_before_signal(signal.SIGTERM, worker_mode.close)
-            # UvicornWorker (its app is in worker.wsgi) beats only every --timeout/2 seconds.
-            worker.wsgi = TickingASGI(worker.wsgi, worker_mode.tick)
+    _catch_signals(worker, worker_mode.abort, worker_mode.close)
+    if facts_of(worker).sparse_heartbeat:
+        worker.wsgi = TickingASGI(worker.wsgi, worker_mode.tick)  # UvicornWorker's app is in .wsgi
+
+
+def _catch_signals(worker: Any, abort: Callable[[], object], close: Callable[[], object]) -> None:
+    """Where the worker class needs it (``worker/classes.py``): a timeout caught as SIGABRT, an
+    exit without worker_exit caught as SIGTERM."""
+    facts = facts_of(worker)
+    if facts.abort_by_signal:
+        _run_before_signal(signal.SIGABRT, abort)
+    if facts.exits_without_worker_exit:
+        _run_before_signal(signal.SIGTERM, close)
 
 
 def _stand_down_request_hooks(worker: Any) -> None:

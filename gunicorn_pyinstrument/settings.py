@@ -17,8 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .directory import FORMAT_SUFFIXES
-from .stores.local import ensure_directory
-from .stores.s3 import INSTALL_HINT, S3Location, boto3_available, parse_s3_url
+from .inputs import S3Location, parse_count, parse_number, parse_regex, parse_s3_url, parse_size, parse_span
 
 PREFIX = "GUNICORN_PYINSTRUMENT"
 #: The sampler engine's interval when GUNICORN_PYINSTRUMENT_INTERVAL is not set (100 Hz).
@@ -62,7 +61,8 @@ def _declare(
     return dataclasses.field(metadata={"declaration": decl})
 
 
-# --- parsers: each takes the raw string and raises ValueError with a short reason ---
+# --- parsers: each takes the raw string and raises ValueError with a short reason; numbers, counts,
+# durations, sizes and regexes are read by inputs.py, as everywhere else users type them ---
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -77,32 +77,22 @@ def parse_bool(raw: str) -> bool:
     raise ValueError("not a switch word")
 
 
-def _number(raw: str) -> float:
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise ValueError("not a number") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise ValueError("not a finite number")
-    return value
-
-
 def parse_interval(raw: str) -> float:
-    value = _number(raw)
+    value = parse_number(raw)
     if not 0 < value <= 1:
         raise ValueError("out of range")
     return value
 
 
 def parse_rate(raw: str) -> float:
-    value = _number(raw)
+    value = parse_number(raw)
     if not 0 <= value <= 1:
         raise ValueError("out of range")
     return value
 
 
 def parse_duration(raw: str) -> float:
-    value = _number(raw)
+    value = parse_number(raw)
     if value < 0:
         raise ValueError("negative")
     return value
@@ -128,15 +118,8 @@ def parse_directory(raw: str) -> str:
     return os.path.abspath(os.path.expanduser(raw))
 
 
-def parse_regex(raw: str) -> re.Pattern[str] | None:
-    if not raw:
-        return None
-    try:
-        return re.compile(raw)
-    except re.error as exc:
-        raise ValueError(f"bad regular expression ({exc})") from None
-    except (OverflowError, RecursionError) as exc:  # a{4294967296}, or thousands of nested groups
-        raise ValueError(f"bad regular expression ({type(exc).__name__}: {exc})") from None
+def parse_optional_regex(raw: str) -> re.Pattern[str] | None:
+    return parse_regex(raw, quote=False) if raw else None
 
 
 def parse_token(raw: str) -> str | None:
@@ -174,13 +157,7 @@ def parse_file_mode(raw: str) -> int:
 
 
 def parse_queue_size(raw: str) -> int:
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise ValueError("not a whole number") from None
-    if not 1 <= value <= 100_000:
-        raise ValueError("out of range")
-    return value
+    return parse_count(raw, minimum=1, maximum=100_000)
 
 
 MODES = ("request", "worker")
@@ -204,25 +181,9 @@ def parse_engine(raw: str) -> str:
 
 
 def parse_flush_interval(raw: str) -> float:
-    value = _number(raw)
+    value = parse_number(raw)
     if not 1 <= value <= 86_400:
         raise ValueError("out of range")
-    return value
-
-
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_span(text: str) -> float:
-    """``30s``, ``10m``, ``1.5h``, ``500ms``; a bare number is seconds."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", text)
-    if not match:
-        raise ValueError(f"bad duration {text.strip()!r}")
-    value = float(match.group(1)) * _UNITS[match.group(2) or "s"]
-    if value == float("inf"):
-        raise ValueError(f"duration {text.strip()!r} is too long")
-    if value <= 0:
-        raise ValueError(f"duration {text.strip()!r} is not positive")
     return value
 
 
@@ -288,34 +249,7 @@ def parse_header_names(raw: str) -> tuple[str, ...]:
 
 
 def parse_max_reports(raw: str) -> int | None:
-    if not raw:
-        return None
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise ValueError("not a whole number") from None
-    if value < 1:
-        raise ValueError("less than 1")
-    return value
-
-
-_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2}
-_SIZE_UNITS |= {"mib": 1024**2, "g": 1000**3, "gb": 1000**3, "gib": 1024**3, "t": 1000**4, "tb": 1000**4}
-_SIZE_UNITS |= {"tib": 1024**4}
-
-
-def parse_size(raw: str) -> int:
-    """``500MB``, ``2GiB``, ``100000``: a number of bytes with an optional unit."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", raw)
-    if not match or match.group(2).lower() not in _SIZE_UNITS:
-        raise ValueError("not a size")
-    number = float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
-    if number == float("inf"):
-        raise ValueError("too large")
-    value = int(number)
-    if value < 1:
-        raise ValueError("less than 1 byte")
-    return value
+    return parse_count(raw, minimum=1) if raw else None
 
 
 def parse_max_bytes(raw: str) -> int | None:
@@ -398,7 +332,7 @@ class Settings:
     )
     include: re.Pattern[str] | None = _declare(
         "INCLUDE",
-        parse_regex,
+        parse_optional_regex,
         default=None,
         accepted="a Python regular expression",
         doc="Only paths this expression finds (`re.search`, on the percent-decoded path without the query "
@@ -406,7 +340,7 @@ class Settings:
     )
     exclude: re.Pattern[str] | None = _declare(
         "EXCLUDE",
-        parse_regex,
+        parse_optional_regex,
         default=None,
         accepted="a Python regular expression",
         doc="Paths this expression finds are never profiled (except with the token). Unset: none.",
@@ -648,32 +582,6 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
             f"a spool bounded by {PREFIX}_SPOOL_MAX_BYTES; keep reports in the bucket with lifecycle rules"
         )
     return settings
-
-
-def prepare_directory(settings: Settings) -> None:
-    """Create the output directory and prove it is writable; SettingError if not."""
-    decl = dict(declarations())["dir"]
-    try:
-        ensure_directory(settings.dir, settings.file_mode)
-        if not os.path.isdir(settings.dir):
-            raise OSError("not a directory")
-        if not os.access(settings.dir, os.W_OK | os.X_OK):
-            raise OSError("not writable")
-    except (OSError, ValueError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise SettingError(
-            f"{decl.env}={settings.dir!r} is not valid (cannot be created or written: {reason}): "
-            f"expected {decl.accepted}"
-        ) from None
-
-
-def prepare_upload(settings: Settings) -> None:
-    """Uploads need boto3: say so now, in one line, rather than in the helper process's log.
-    The store is not contacted: a store that is down must not stop gunicorn from starting."""
-    if settings.upload is not None and not boto3_available():
-        raise SettingError(
-            f"{PREFIX}_UPLOAD={str(settings.upload)!r} needs boto3, which is not installed: {INSTALL_HINT}"
-        )
 
 
 def render_docs() -> str:

@@ -40,8 +40,8 @@ REQUESTS = [
 
 START_SECONDS = 30.0  # for gunicorn to listen
 REQUEST_SECONDS = 30.0  # per request
-STOP_SECONDS = 60.0  # for gunicorn to exit after SIGTERM (workers flush, the renderer drains)
-SPOOL_SECONDS = 30.0  # for a renderer that outlives the master to finish
+STOP_SECONDS = 60.0  # for gunicorn to exit after SIGTERM (workers flush, the helper drains)
+SPOOL_SECONDS = 30.0  # for a helper that outlives the master to finish
 
 
 def say(text: str = "") -> None:
@@ -117,7 +117,7 @@ class Server:
         raise RuntimeError(f"gunicorn did not listen on port {self.port} within {timeout:g}s")
 
     def stop(self, timeout: float) -> int | None:
-        """SIGTERM to the master, then wait: its on_exit hook waits for the renderer to finish."""
+        """SIGTERM to the master, then wait: its on_exit hook waits for the helper process to finish."""
         if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 self.process.send_signal(signal.SIGTERM)
@@ -162,7 +162,7 @@ def send_requests(server: Server) -> None:
 
 
 def wait_for_spool(timeout: float) -> list[str]:
-    """Jobs a renderer has not finished yet (normally none once gunicorn has exited)."""
+    """Jobs the helper has not finished yet (normally none once gunicorn has exited)."""
     spool = REPORTS / ".spool"
     deadline = time.monotonic() + timeout
     while True:
@@ -286,7 +286,7 @@ def main() -> int:
         say("Sending requests:")
         send_requests(server)
         say()
-        say("Stopping gunicorn (SIGTERM); workers flush their reports, the renderer finishes its jobs.")
+        say("Stopping gunicorn (SIGTERM); workers flush their reports, the helper process finishes its jobs.")
         status = server.stop(STOP_SECONDS)
         say(f"  gunicorn exited with status {status}")
         ok = True

@@ -17,10 +17,9 @@ import sys
 import time
 from typing import Any
 
-from .process import Retention, Upload
 from .rendering import Pause, drain, drain_guarded
-from .retention import Pruner
-from .upload import UPLOAD_STOP_SECONDS, make_uploader
+from .retention import Pruner, Retention
+from .upload import UPLOAD_STOP_SECONDS, Upload, make_uploader
 
 POLL_SECONDS = 0.2
 

@@ -12,42 +12,11 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from typing import Any
 
-
-@dataclass(frozen=True)
-class Retention:
-    max_reports: int | None = None
-    max_bytes: int | None = None
-
-    def __bool__(self) -> bool:
-        return self.max_reports is not None or self.max_bytes is not None
-
-    def arguments(self) -> list[str]:
-        args = []
-        if self.max_reports is not None:
-            args += ["--max-reports", str(self.max_reports)]
-        if self.max_bytes is not None:
-            args += ["--max-bytes", str(self.max_bytes)]
-        return args
-
-
-@dataclass(frozen=True)
-class Upload:
-    """Where complete reports go (GUNICORN_PYINSTRUMENT_UPLOAD and its companions)."""
-
-    url: str
-    endpoint_url: str | None = None
-    spool_max_bytes: int | None = None
-
-    def arguments(self) -> list[str]:
-        args = ["--upload", self.url]
-        if self.endpoint_url:
-            args += ["--s3-endpoint-url", self.endpoint_url]
-        if self.spool_max_bytes is not None:
-            args += ["--spool-max-bytes", str(self.spool_max_bytes)]
-        return args
+from .rendering import pending_jobs
+from .retention import Retention
+from .upload import Upload, pending_reports
 
 
 class HelperProcess:
@@ -101,8 +70,6 @@ class HelperProcess:
     def _pending_uploads(self) -> bool:
         if self.upload is None:
             return False
-        from .upload import pending_reports
-
         return bool(pending_reports(self.directory))
 
     def stop(self, timeout: float) -> bool:
@@ -110,8 +77,6 @@ class HelperProcess:
         If it is not, it goes on alone and exits when the spool is empty. When it is not running
         (it died) but jobs wait, finish them now with a one-off helper."""
         if not self.running():
-            from .rendering import pending_jobs
-
             if self._process is None or not (pending_jobs(self.directory) or self._pending_uploads()):
                 return True
             self.start(once=True)

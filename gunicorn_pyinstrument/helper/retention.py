@@ -9,9 +9,8 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
-
-from .process import Retention
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
@@ -20,6 +19,23 @@ RETENTION_SECONDS = 1.0
 #: How often report files left without a metadata record are looked for: it walks the whole
 #: directory, and such files count only once they are an hour old.
 ORPHAN_SWEEP_SECONDS = 600.0
+
+
+@dataclass(frozen=True)
+class Retention:
+    max_reports: int | None = None
+    max_bytes: int | None = None
+
+    def __bool__(self) -> bool:
+        return self.max_reports is not None or self.max_bytes is not None
+
+    def arguments(self) -> list[str]:
+        args = []
+        if self.max_reports is not None:
+            args += ["--max-reports", str(self.max_reports)]
+        if self.max_bytes is not None:
+            args += ["--max-bytes", str(self.max_bytes)]
+        return args
 
 
 class Pruner:

@@ -22,12 +22,13 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..directory import FAILED_SUFFIX, FULL_MARK, METADATA_SUFFIX, SPOOL_DIR
+from ..inputs import S3Location
 from ..stores.local import LocalStore, check_name
-from ..stores.s3 import S3Location, StoreError, object_key
-from .process import Upload
+from ..stores.s3 import StoreError, object_key
 from .retention import ORPHAN_SWEEP_SECONDS
 
 #: What the helper spends uploading at shutdown, within the master's wait (hooks.HELPER_STOP_SECONDS).
@@ -38,6 +39,23 @@ SPOOL_CHECK_SECONDS = 1.0
 BACKOFF_FIRST_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 30.0
 LOG_INTERVAL_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Upload:
+    """Where complete reports go (GUNICORN_PYINSTRUMENT_UPLOAD and its companions)."""
+
+    url: str
+    endpoint_url: str | None = None
+    spool_max_bytes: int | None = None
+
+    def arguments(self) -> list[str]:
+        args = ["--upload", self.url]
+        if self.endpoint_url:
+            args += ["--s3-endpoint-url", self.endpoint_url]
+        if self.spool_max_bytes is not None:
+            args += ["--spool-max-bytes", str(self.spool_max_bytes)]
+        return args
 
 
 class Store(Protocol):
@@ -277,7 +295,8 @@ def make_uploader(directory: str, upload: Upload | None) -> Uploader | None:
     if upload is None:
         return None
     try:
-        from ..stores.s3 import S3Store, parse_s3_url
+        from ..inputs import parse_s3_url
+        from ..stores.s3 import S3Store
 
         location = parse_s3_url(upload.url)
         return Uploader(directory, S3Store(location, upload.endpoint_url), location, upload.spool_max_bytes)

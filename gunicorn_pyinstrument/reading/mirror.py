@@ -24,8 +24,9 @@ from typing import Protocol
 
 from ..catalog import attach_source
 from ..directory import METADATA_SUFFIX, report_name
+from ..inputs import S3Location
 from ..stores.local import LocalStore, check_name, ensure_directory
-from ..stores.s3 import MissingObject, S3Location, day_prefixes, object_key, report_day
+from ..stores.s3 import MissingObject, day_prefixes, object_key, report_day
 
 DOWNLOAD_THREADS = 16
 CACHE_MODE = 0o600  # profiles reveal code paths: the cache is the user's alone

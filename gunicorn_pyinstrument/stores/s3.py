@@ -17,12 +17,11 @@ import datetime
 import importlib.util
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from ..directory import REPORT_NAME
+from ..inputs import S3Location
 
-SCHEME = "s3://"
 INSTALL_HINT = "pip install 'gunicorn-pyinstrument[s3]'"
 #: Content types for the objects a browser may open straight from the bucket.
 CONTENT_TYPES = {
@@ -32,8 +31,6 @@ CONTENT_TYPES = {
 }
 UNDATED = "undated"
 
-# AWS's rules for bucket names (S3-compatible stores accept the same or more).
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -43,41 +40,6 @@ class StoreError(OSError):
 
 class MissingObject(StoreError, FileNotFoundError):
     """The store has no such object (removed by a lifecycle rule, or never uploaded)."""
-
-
-@dataclass(frozen=True)
-class S3Location:
-    """``s3://bucket/prefix``: the prefix has no leading or trailing slash and may be empty."""
-
-    bucket: str
-    prefix: str = ""
-
-    def __str__(self) -> str:
-        return f"{SCHEME}{self.bucket}/{self.prefix}" if self.prefix else f"{SCHEME}{self.bucket}"
-
-    def key(self, *parts: str) -> str:
-        return "/".join(p for p in (self.prefix, *parts) if p)
-
-
-def is_s3_url(text: str | None) -> bool:
-    return bool(text) and str(text).startswith(SCHEME)
-
-
-def parse_s3_url(text: str) -> S3Location:
-    """``s3://bucket`` or ``s3://bucket/some/prefix``; ValueError with a short reason."""
-    if not text.startswith(SCHEME):
-        raise ValueError("not an s3:// URL")
-    bucket, _, prefix = text[len(SCHEME) :].partition("/")
-    if not _BUCKET.fullmatch(bucket) or ".." in bucket:
-        raise ValueError("bad bucket name (3 to 63 lower-case letters, digits, dots and hyphens)")
-    prefix = prefix.strip("/")
-    if prefix:
-        parts = prefix.split("/")
-        if any(p in ("", ".", "..") for p in parts):
-            raise ValueError("empty, '.' or '..' segment in the prefix")
-        if not prefix.isprintable() or "\\" in prefix or len(prefix.encode("utf-8", "replace")) > 512:
-            raise ValueError("bad prefix")
-    return S3Location(bucket, prefix)
 
 
 def boto3_available() -> bool:

@@ -25,20 +25,12 @@ from ..processors import merge_repeats
 from ..report import OUTCOME_TIMEOUT, Report, RequestFacts, WorkerIdentity, status_code
 from ..settings import Settings
 from .choosing import TOKEN_HEADER_UPPER, TRIGGER_TOKEN, Selector, decoded_path, header_value
+from .classes import facts_of
 from .engines import Engine, PyinstrumentEngine
 from .engines.pyinstrument import AsyncMode
 from .engines.sampler import SamplerEngine
 from .writer import Writer
 
-# Worker classes whose concurrent requests share one thread (greenlets, asyncio tasks, tornado
-# coroutines): only pyinstrument's "strict" mode keeps another request's frames out of a report.
-_ONE_THREAD_CONCURRENCY = (
-    "GeventWorker",
-    "GeventPyWSGIWorker",
-    "ASGIWorker",
-    "UvicornWorker",
-    "TornadoWorker",
-)
 FLUSH_SECONDS = 10.0
 #: What worker_abort may spend writing in-flight profiles: gunicorn sends SIGKILL about 1 s
 #: after SIGABRT.
@@ -46,8 +38,9 @@ ABORT_BUDGET_SECONDS = 0.6
 
 
 def async_mode_for(worker: Any) -> AsyncMode:
-    name = type(worker).__name__
-    return "strict" if name in _ONE_THREAD_CONCURRENCY or name.startswith("Uvicorn") else "disabled"
+    """Only pyinstrument's strict mode keeps another request's frames out of a report when
+    concurrent requests share one thread."""
+    return "strict" if facts_of(worker).shares_thread else "disabled"
 
 
 def make_engine(settings: Settings, worker: Any, log: ThrottledLog) -> Engine:

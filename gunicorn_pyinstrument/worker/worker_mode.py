@@ -1,16 +1,15 @@
 """Per-worker mode: each worker profiles everything it runs, one report per window.
 
-Where the capture happens depends on the worker's threads:
+Capture goes through the engine (``engines/``), as in request mode:
 
-* sync, gevent, gevent_pywsgi, tornado, asgi, UvicornWorker run every request on the worker's
-  main thread (as greenlets or tasks where concurrent), so one pyinstrument profiler started on
-  that thread in post_worker_init sees all of them (``async_mode="disabled"``: no context
-  filtering). It is stopped and restarted every few seconds (a *segment*) and each segment is
-  folded into the window's :class:`StackAggregate`, so memory is bounded by the distinct call
-  stacks, not by the window's length.
-* gthread runs requests on pool threads, which a main-thread profiler never sees; there each
-  request is captured on its own thread (started in pre_request, stopped in post_request) and
-  folded into the same window.
+* a capture of the whole worker (``Engine.start_worker``), started on the worker's main thread,
+  sees every request where they all run on that thread (as greenlets or tasks where concurrent),
+  and the sampler engine sees every thread anyway. It is stopped and restarted every few seconds
+  (a *segment*) and each segment is folded into the window's :class:`StackAggregate`, so memory is
+  bounded by the distinct call stacks, not by the window's length.
+* where requests run on pool threads (gthread, ``worker/classes.py``) and the engine sees only the
+  thread that started it (pyinstrument's), each request is captured on its own thread (started
+  in pre_request, stopped in post_request) and folded into the same window.
 
 Windows and segments turn over on the worker's heartbeat (``worker.notify``, wrapped in
 post_worker_init), which every worker class calls on the thread the profiler runs on: at least
@@ -30,30 +29,30 @@ from ..aggregate import StackAggregate, worker_root
 from ..logs import ThrottledLog
 from ..report import Report, WindowFacts, WorkerIdentity
 from ..settings import Settings
-from .engines.sampler import SamplerEngine
+from .classes import facts_of
+from .engines import Engine, PyinstrumentEngine, SamplerEngine
 from .switch import Gate
 from .writer import Writer
 
 SEGMENT_SECONDS = 5.0
 
-_request_profiler: ContextVar[Any] = ContextVar("gunicorn_pyinstrument_window_request", default=None)
+_request_capture: ContextVar[Any] = ContextVar("gunicorn_pyinstrument_window_request", default=None)
 
 
 class WorkerMode:
     def __init__(self, settings: Settings, worker: Any, writer: Writer, log: ThrottledLog) -> None:
-        from pyinstrument import Profiler
-
-        self._profiler_class = Profiler
-        # The sampler reads every thread's stack from its own thread; pyinstrument's profiler sees
-        # only the thread that starts it.
-        self.sampler = SamplerEngine(settings.interval) if settings.engine == "sampler" else None
+        self.engine: Engine = (
+            SamplerEngine(settings.interval)
+            if settings.engine == "sampler"
+            else PyinstrumentEngine(settings.interval, "disabled")
+        )
         self.settings = settings
         self.writer = writer
         self.log = log
         self.identity = WorkerIdentity.current(worker)
         self.gate = Gate(settings.schedule, settings.control_file)
-        # gthread: requests on pool threads, captured one by one; else one main-thread profiler.
-        self.per_request = self.sampler is None and type(worker).__name__ == "ThreadWorker"
+        # Requests on pool threads that the engine would not see: captured one by one.
+        self.per_request = facts_of(worker).pool_threads and not self.engine.sees_every_thread
         self.windows_written = 0
         self._sequence = itertools.count(1)
         self._lock = threading.Lock()  # the aggregate is fed from pool threads under gthread
@@ -92,19 +91,13 @@ class WorkerMode:
             self._start_segment()
 
     def _start_segment(self) -> None:
-        description = f"worker {self.identity.pid}"
-        if self.sampler is not None:
-            self._segment = self.sampler.start_all(description)
-        else:
-            profiler = self._profiler_class(interval=self.settings.interval, async_mode="disabled")
-            profiler.start(target_description=description)
-            self._segment = profiler
+        self._segment = self.engine.start_worker(f"worker {self.identity.pid}")
         self._segment_t0 = time.monotonic()
 
     def _end_segment(self) -> None:
         segment, self._segment = self._segment, None
         if segment is not None:
-            self._fold(self.sampler.stop(segment) if self.sampler is not None else segment.stop())
+            self._fold(self.engine.stop(segment))
 
     def _fold(self, session: Any) -> None:
         with self._lock:
@@ -167,19 +160,17 @@ class WorkerMode:
         if not self.per_request or not self.window_open:
             return
         try:
-            profiler = self._profiler_class(interval=self.settings.interval, async_mode="disabled")
-            profiler.start(target_description=f"worker {self.identity.pid}")
-            _request_profiler.set(profiler)
+            _request_capture.set(self.engine.start(f"worker {self.identity.pid}"))
         except Exception:
             self.log.error("start", "could not start profiling a request")
 
     def request_finished(self) -> None:
-        profiler = _request_profiler.get()
-        if profiler is None:
+        capture = _request_capture.get()
+        if capture is None:
             return
-        _request_profiler.set(None)
+        _request_capture.set(None)
         try:
-            session = profiler.stop()
+            session = self.engine.stop(capture)
             # A window the gate closed meanwhile is written already; the next may open much later.
             if self.window_open:
                 self._fold(session)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Sized
 from typing import TYPE_CHECKING, Any, cast
 
 from ..report import status_code
+from .classes import HOOKS, WRAP_ASGI, WRAP_WSGI, facts_of
 
 if TYPE_CHECKING:
     from .request_mode import RequestMode
@@ -162,21 +163,16 @@ class TickingASGI:
                 self.tick()  # never raises: WorkerMode.tick guards itself
 
 
-#: How each worker class reaches requests: gunicorn's request hooks, or a wrapper around the app.
-HOOKS, WRAP_WSGI, WRAP_ASGI, UNSUPPORTED = "hooks", "wsgi-wrapper", "asgi-wrapper", "unsupported"
+#: A worker whose app cannot be wrapped: a native tornado app is no WSGI callable.
+UNSUPPORTED = "unsupported"
 
 
 def front_end_for(worker: Any) -> str:
-    cls = type(worker)
-    if cls.__name__ == "ASGIWorker" or hasattr(worker, "asgi"):
-        return WRAP_ASGI  # gunicorn's asgi worker: status only reaches post_request with access logs on
-    if cls.__module__.startswith(("uvicorn", "uvicorn_worker")):
-        return WRAP_ASGI
-    if cls.__name__ in ("GeventPyWSGIWorker", "TornadoWorker"):
-        if cls.__name__ == "TornadoWorker" and _is_tornado_app(getattr(worker, "wsgi", None)):
-            return UNSUPPORTED  # a native tornado app is no WSGI callable; wrapping would change it
-        return WRAP_WSGI
-    return HOOKS
+    """How this worker's requests are reached (``classes.py``), given the app it loaded."""
+    front_end = facts_of(worker).front_end
+    if front_end == WRAP_WSGI and _is_tornado_app(getattr(worker, "wsgi", None)):
+        return UNSUPPORTED
+    return front_end
 
 
 def _is_tornado_app(app: object) -> bool:

@@ -2,7 +2,7 @@
 
 The worker only stops the profiler and enqueues; this thread serializes the session and writes
 it atomically. Formats other than the session are left as a job in the spool directory for the
-renderer process (``renderer.py``), so rendering never competes with requests for the worker's
+helper process (``helper/``), so rendering never competes with requests for the worker's
 CPU or its GIL. A full queue drops the new profile and counts it; it never blocks a request.
 
 When reports are uploaded (``GUNICORN_PYINSTRUMENT_UPLOAD``), the directory is a spool: the
@@ -144,7 +144,7 @@ class Writer:
 
     def _write_report(self, report: Report, data: bytes) -> None:
         """Every file of one report, all into the directory as it is now (``LocalStore.pinned``),
-        the metadata record or the renderer's job last. When one fails, those already written are
+        the metadata record or the helper's job last. When one fails, those already written are
         removed: a report is whole, or absent."""
         session_name = report.filename("session")
         keep_session = "session" in report.formats

@@ -30,7 +30,7 @@ from support import (
     wait_for_metadata,
 )
 
-from gunicorn_pyinstrument import web
+from gunicorn_pyinstrument.web import server as web_server
 
 #: (label, formats, requests) of each gunicorn run. v1 keeps HTML files, v2 does not (its viewer
 #: is rendered from the session).
@@ -49,7 +49,7 @@ SECRET = "secret-outside-the-report-directory"
 class Site:
     """The reports and the web server over them."""
 
-    def __init__(self, directory: Path, records: list[dict[str, Any]], server: web.WebServer) -> None:
+    def __init__(self, directory: Path, records: list[dict[str, Any]], server: web_server.WebServer) -> None:
         self.directory = directory
         self.records = records
         self.server = server
@@ -82,7 +82,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     records = wait_for_metadata(directory, TOTAL)
     assert len(records) == TOTAL
 
-    server = web.make_server(str(directory))
+    server = web_server.make_server(str(directory))
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
@@ -180,7 +180,7 @@ def test_a_worker_filter_and_the_command_line_selection(site: Site, tmp_path: Pa
     # A selection given on the command line is the default; the form's value replaces it.
     from gunicorn_pyinstrument.catalog import Query
 
-    server = web.make_server(str(site.directory), query=Query(label="v1"))
+    server = web_server.make_server(str(site.directory), query=Query(label="v1"))
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
@@ -370,7 +370,7 @@ def test_an_error_in_a_page_is_one_line_and_a_500(
     def broken(directory: str) -> Any:
         raise RuntimeError("the disk\nis on fire")
 
-    monkeypatch.setattr(web, "Catalog", broken)
+    monkeypatch.setattr(web_server, "Catalog", broken)
     status, _, body = fetch(site, "/?label=v1")
     assert status == 500
     assert b"Traceback" not in body and b"fire" not in body
@@ -392,7 +392,7 @@ def test_concurrent_requests(site: Site) -> None:
 def test_a_directory_that_goes_away(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     directory = tmp_path / "gone"
     directory.mkdir()
-    server = web.make_server(str(directory))
+    server = web_server.make_server(str(directory))
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:

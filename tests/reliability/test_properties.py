@@ -4,7 +4,7 @@ generated input.
 Already proved elsewhere, and not repeated here: the character set, length and leading dot of
 ``sanitize_path``, ``sanitize_method`` and ``Report.make_name`` for request reports, and that
 their names pass ``check_name`` with every suffix (``tests/unit/test_report.py``); fixed lists of
-names ``check_name`` refuses and accepts (``tests/unit/test_store.py``); and that arbitrary text in
+names ``check_name`` refuses and accepts (``tests/unit/stores/test_local.py``); and that arbitrary text in
 any one variable parses or gives a one-line ``SettingError`` (``tests/unit/test_settings.py``).
 
 Added here: names are stable and idempotent, the worker and counter part of a name is kept

@@ -43,7 +43,7 @@ from support import (
     spool_files,
 )
 
-from gunicorn_pyinstrument import selection
+from gunicorn_pyinstrument.worker import choosing
 from gunicorn_pyinstrument.worker.choosing import Selector
 
 #: Each worker class with the app it runs: gunicorn's request hooks, and the two app wrappers.
@@ -260,9 +260,9 @@ def test_the_token_is_compared_with_hmac_compare_digest(monkeypatch):
         calls.append((a, b))
         return compare_digest(a, b)
 
-    monkeypatch.setattr(selection.hmac, "compare_digest", recording)
+    monkeypatch.setattr(choosing.hmac, "compare_digest", recording)
     selector = Selector(0.0, token=TOKEN.encode())
-    assert selector.decide("/", TOKEN) == selection.TRIGGER_TOKEN
+    assert selector.decide("/", TOKEN) == choosing.TRIGGER_TOKEN
     assert selector.decide("/", TOKEN[:-1]) is None
     assert selector.decide("/", "x") is None
     assert calls == [

@@ -480,3 +480,26 @@ def test_prune_limit_from_the_environment(monkeypatch, reports):
     status, out = run("--dir", str(directory), "prune")
     assert status == 0 and out.startswith("removed 1 report(s)")
     assert [p.name for p in directory.glob("*" + METADATA_SUFFIX)] == [names[5] + METADATA_SUFFIX]
+
+
+# --- object storage ---
+
+
+def test_prune_on_a_bucket_recommends_lifecycle_rules(capsys):
+    code, _ = run("prune", "--dir", "s3://fleet-reports/prod", "--max-reports", "5")
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "lifecycle rule" in err and err.count("\n") == 1
+
+
+def test_a_bad_bucket_url_is_one_line(capsys):
+    code, _ = run("list", "--dir", "s3://x")
+    assert code == 2
+    assert "bad bucket name" in capsys.readouterr().err
+
+
+def test_upload_needs_a_destination(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("GUNICORN_PYINSTRUMENT_UPLOAD", raising=False)
+    code, _ = run("upload", "--dir", str(tmp_path))
+    assert code == 2
+    assert "--to s3://BUCKET/PREFIX" in capsys.readouterr().err

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
 import pytest
@@ -11,21 +10,13 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from gunicorn_pyinstrument import settings as S
-from gunicorn_pyinstrument.settings import SettingError, load, prepare_directory
+from gunicorn_pyinstrument.inputs import S3Location
+from gunicorn_pyinstrument.settings import Schedule, SettingError, load, parse_schedule
 
 REPO = Path(__file__).resolve().parents[2]
 DECLS = dict(S.declarations())
 ENV = {attr: decl.env for attr, decl in DECLS.items()}
 SWITCH = ENV["enabled"]
-
-
-@pytest.fixture
-def umask():
-    """Set the process umask for one test and restore it afterwards."""
-    old = os.umask(0o022)
-    os.umask(old)
-    yield os.umask
-    os.umask(old)
 
 
 def error_for(env: str, value: str) -> str:
@@ -319,50 +310,6 @@ def test_dir_is_made_absolute(tmp_path, monkeypatch):
     assert load({ENV["dir"]: "~/prof"}).dir == str(tmp_path / "home" / "prof")
 
 
-# --- prepare_directory ---
-
-
-def _enabled(directory: Path, file_mode: str = "0600") -> S.Settings:
-    return load({SWITCH: "1", ENV["dir"]: str(directory), ENV["file_mode"]: file_mode})
-
-
-@pytest.mark.parametrize(
-    ("file_mode", "dir_mode"), [("0600", 0o700), ("0640", 0o750), ("0660", 0o750), ("0644", 0o755)]
-)
-@pytest.mark.parametrize("mask", [0o022, 0o000])
-def test_prepare_directory_creates_missing_dir_with_mode(tmp_path, umask, file_mode, dir_mode, mask):
-    umask(mask)
-    target = tmp_path / "a" / "b" / "reports"
-    prepare_directory(_enabled(target, file_mode))
-    assert target.is_dir()
-    assert stat.S_IMODE(target.stat().st_mode) == dir_mode
-
-
-def test_prepare_directory_mode_ignores_a_strict_umask(tmp_path, umask):
-    umask(0o077)
-    target = tmp_path / "reports"
-    prepare_directory(_enabled(target, "0640"))
-    assert stat.S_IMODE(target.stat().st_mode) == 0o750
-
-
-def test_prepare_directory_accepts_existing_dir(tmp_path):
-    prepare_directory(_enabled(tmp_path))
-    assert tmp_path.is_dir()
-
-
-@pytest.mark.parametrize("where", ["under_file", "is_file"])
-def test_prepare_directory_refuses_a_path_through_a_regular_file(tmp_path, where):
-    regular = tmp_path / "plain.txt"
-    regular.write_text("x")
-    target = regular / "reports" if where == "under_file" else regular
-    with pytest.raises(SettingError) as info:
-        prepare_directory(_enabled(target))
-    message = str(info.value)
-    assert_one_line(message)
-    assert message.startswith(f"{ENV['dir']}={str(target)!r}")
-    assert DECLS["dir"].accepted in message
-
-
 # --- docs generated from the declarations ---
 
 
@@ -428,3 +375,77 @@ def test_recorded_headers_are_lower_case_and_unique():
     got = load({"GUNICORN_PYINSTRUMENT_RECORD_HEADERS": "User-Agent, x-request-id,USER-AGENT"})
     assert got.record_headers == ("user-agent", "x-request-id")
     assert load({}).record_headers == () and load({}).record_query is False
+
+
+# --- the schedule: its window at the start of each period, aligned to the epoch ---
+
+THIRTY_IN_TEN = Schedule(duration=30.0, period=600.0)
+
+
+def test_parsed_schedule():
+    assert parse_schedule("30s/10m") == THIRTY_IN_TEN
+    assert parse_schedule("0.5m/600s") == THIRTY_IN_TEN
+
+
+@pytest.mark.parametrize(
+    ("now", "active"),
+    [
+        (0.0, True),  # the epoch itself starts a window
+        (29.999, True),
+        (30.0, False),  # the end is excluded
+        (30.001, False),
+        (599.999, False),
+        (600.0, True),  # the next period
+        (615.5, True),
+        (630.0, False),
+        (1_700_000_400.0, True),  # 1_700_000_400 % 600 == 0: aligned to the epoch, not to start-up
+        (1_700_000_429.9, True),
+        (1_700_000_430.0, False),
+        (1_700_000_399.0, False),
+    ],
+)
+def test_schedule_window_at_the_start_of_each_period(now, active):
+    assert THIRTY_IN_TEN.active(now) is active
+
+
+@given(st.floats(min_value=0, max_value=4e9, allow_nan=False))
+def test_schedule_active_is_now_modulo_period_below_duration(now):
+    assert THIRTY_IN_TEN.active(now) is (now % 600 < 30)
+
+
+@given(st.floats(min_value=0, max_value=4e9, allow_nan=False))
+def test_schedule_with_duration_equal_to_period_is_always_active(now):
+    assert parse_schedule("1h/1h").active(now)
+
+
+def test_sub_second_schedule():
+    schedule = parse_schedule("500ms/2s")
+    assert [schedule.active(t) for t in (0.0, 0.499, 0.5, 1.9, 2.0, 2.25)] == [
+        True,
+        True,
+        False,
+        False,
+        True,
+        True,
+    ]
+
+
+# --- upload: the bucket URL and its defaults; retention limits refused with an upload ---
+
+
+def test_upload_settings_parse_and_default():
+    got = S.load({"GUNICORN_PYINSTRUMENT_UPLOAD": "s3://fleet-reports/prod/"})
+    assert got.upload == S3Location("fleet-reports", "prod")
+    defaults = S.load({})
+    assert defaults.upload is None and defaults.s3_endpoint_url is None and defaults.cache_dir is None
+    assert defaults.spool_max_bytes == 1_000_000_000
+    assert S.load({"GUNICORN_PYINSTRUMENT_S3_ENDPOINT_URL": "http://127.0.0.1:9000"}).s3_endpoint_url
+
+
+@pytest.mark.parametrize("limit", ["GUNICORN_PYINSTRUMENT_MAX_REPORTS", "GUNICORN_PYINSTRUMENT_MAX_BYTES"])
+def test_retention_limits_are_refused_with_upload(limit):
+    with pytest.raises(S.SettingError) as info:
+        S.load({"GUNICORN_PYINSTRUMENT_UPLOAD": "s3://fleet-reports", limit: "100"})
+    message = str(info.value)
+    assert message.startswith(f"{limit}='100' cannot be used with GUNICORN_PYINSTRUMENT_UPLOAD")
+    assert "\n" not in message and "lifecycle" in message

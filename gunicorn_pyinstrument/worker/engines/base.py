@@ -9,8 +9,15 @@ if TYPE_CHECKING:
 
 
 class Engine(Protocol):
+    #: start_worker() captures every thread of the process, not only the one that calls it.
+    sees_every_thread: bool
+
     def start(self, description: str) -> Any:
         """Begin capturing the calling request; return a handle for stop(). May raise."""
+
+    def start_worker(self, description: str) -> Any:
+        """Begin capturing everything the worker runs (per-worker mode), from its main thread;
+        return a handle for stop(). May raise."""
 
     def stop(self, handle: Any) -> Session:
         """Finish capturing and return the profile. Called in the same thread or task as start()."""

@@ -41,6 +41,8 @@ def prepare_import() -> None:
 
 
 class PyinstrumentEngine:
+    sees_every_thread = False
+
     def __init__(self, interval: float, async_mode: AsyncMode = "disabled") -> None:
         # Imported in the worker (post_fork), never in the master; before gevent patches threading.
         from pyinstrument import Profiler
@@ -52,6 +54,13 @@ class PyinstrumentEngine:
     def start(self, description: str) -> Any:
         profiler = self._profiler_class(interval=self.interval, async_mode=self.async_mode)
         profiler.start(caller_frame=_first_outside_package(), target_description=description)
+        return profiler
+
+    def start_worker(self, description: str) -> Any:
+        """The calling thread, every context in it (no async filtering): every request of the
+        workers that run them all on their main thread."""
+        profiler = self._profiler_class(interval=self.interval, async_mode="disabled")
+        profiler.start(target_description=description)
         return profiler
 
     def stop(self, handle: Any) -> Session:

@@ -127,6 +127,8 @@ class SamplerEngine:
     request). Each dict and list operation used here is atomic under the GIL, and stop() returns a
     copy of the records, so a sample that lands after stop() changes nothing that was returned."""
 
+    sees_every_thread = True
+
     def __init__(self, interval: float) -> None:
         self.interval = interval
         self._captures: dict[int, Capture] = {}  # by id(capture)
@@ -152,7 +154,7 @@ class SamplerEngine:
         self._register(capture)
         return capture
 
-    def start_all(self, description: str) -> Capture:
+    def start_worker(self, description: str) -> Capture:
         """Record every thread of the process (but the sampler's) until stop(): per-worker mode."""
         capture = Capture(None, description, ["[all threads]"])
         self._register(capture)

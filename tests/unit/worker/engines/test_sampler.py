@@ -380,7 +380,7 @@ def test_sampler_thread_parks_when_idle_and_wakes_on_the_next_capture(monkeypatc
 # --- several threads ---
 
 
-def test_start_all_records_every_thread_but_the_excluded_one():
+def test_start_worker_records_every_thread_but_the_excluded_one():
     engine = SamplerEngine(NEVER)
     parked = [Parked(f, f.__name__) for f in (parked_alpha, parked_beta, parked_gamma)]
     for thread in parked:
@@ -389,7 +389,7 @@ def test_start_all_records_every_thread_but_the_excluded_one():
         wait_inside(thread, thread.name)
         assert thread_root(thread.ident) == root_of(thread)  # pyinstrument's: name, <thread>, ident
     try:
-        capture = engine.start_all("worker 1")
+        capture = engine.start_worker("worker 1")
         me = threading.get_ident()
         t0 = time.perf_counter()
         sample_by_hand(engine, 4, exclude=me)
@@ -433,7 +433,7 @@ def test_discard_stops_recording():
         thread.join(5)
 
     # a discarded all-threads capture too
-    capture = engine.start_all("worker")
+    capture = engine.start_worker("worker")
     engine.discard(capture)
     engine.sample()
     assert capture.records == []

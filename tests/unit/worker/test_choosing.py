@@ -1,14 +1,16 @@
-"""Selection: rate, include/exclude filters, the token, header lookup and path decoding."""
+"""Choosing which requests are profiled: rate, include/exclude filters, the token, header lookup and
+path decoding, and how Selector.decide combines them with the gate."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
+from fakes import Clock, Exists, never_exists
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from gunicorn_pyinstrument.settings import TOKEN_HEADER, load
+from gunicorn_pyinstrument.settings import TOKEN_HEADER, Schedule, load
 from gunicorn_pyinstrument.worker.choosing import (
     TOKEN_HEADER_UPPER,
     TRIGGER_SAMPLE,
@@ -17,6 +19,7 @@ from gunicorn_pyinstrument.worker.choosing import (
     decoded_path,
     header_value,
 )
+from gunicorn_pyinstrument.worker.switch import CONTROL_CHECK_SECONDS, Gate
 
 TOKEN = "k7Qz-9fXw_2LmP4r!tY8"
 
@@ -226,3 +229,68 @@ def test_decoded_path_never_raises(raw):
 def test_decoded_path_of_any_percent_encoded_bytes(data):
     raw = "".join(f"%{b:02X}" for b in data)
     assert decoded_path(raw) == data.decode("utf-8", "replace")
+
+
+# --- Selector.decide with a gate ---
+
+GATE_TOKEN = "gate-token-0123456789"
+CONTROL = "/run/profiling.on"
+THIRTY_IN_TEN = Schedule(duration=30.0, period=600.0)
+
+
+def selector(gate: Gate, rate: float = 1.0) -> Selector:
+    return Selector(rate, token=GATE_TOKEN.encode(), gate=gate)
+
+
+def test_control_file_absent_nothing_profiled_even_with_the_token():
+    exists = Exists(present=False)
+    sel = selector(Gate(control_file=CONTROL, monotonic=Clock(0.0), exists=exists))
+    assert sel.decide("/alpha") is None
+    assert sel.decide("/alpha", GATE_TOKEN) is None
+    assert sel.decide("/alpha", "wrong-token-0123456789") is None
+
+
+def test_control_file_present_sampled_and_token_requests_profiled():
+    sel = selector(Gate(control_file=CONTROL, monotonic=Clock(0.0), exists=Exists(present=True)))
+    assert sel.decide("/alpha") == TRIGGER_SAMPLE
+    assert sel.decide("/alpha", GATE_TOKEN) == TRIGGER_TOKEN
+
+
+def test_control_file_toggles_selection_after_the_check_interval():
+    mono, exists = Clock(0.0), Exists(present=False)
+    sel = selector(Gate(control_file=CONTROL, monotonic=mono, exists=exists))
+    assert sel.decide("/a", GATE_TOKEN) is None
+    exists.present = True
+    mono.now = CONTROL_CHECK_SECONDS
+    assert sel.decide("/a") == TRIGGER_SAMPLE
+    exists.present = False
+    mono.now = 2 * CONTROL_CHECK_SECONDS
+    assert sel.decide("/a", GATE_TOKEN) is None
+
+
+@pytest.mark.parametrize("rate", [1.0, 0.5, 0.0])
+def test_schedule_closed_sampled_requests_skipped_but_the_token_works(rate):
+    sel = selector(Gate(THIRTY_IN_TEN, clock=Clock(1_700_000_500.0), exists=never_exists), rate)
+    assert sel.decide("/alpha") is None
+    assert sel.decide("/alpha", "not-the-token-0123456") is None
+    assert sel.decide("/alpha", GATE_TOKEN) == TRIGGER_TOKEN
+
+
+def test_schedule_open_sampled_requests_profiled():
+    sel = selector(Gate(THIRTY_IN_TEN, clock=Clock(1_700_000_410.0), exists=never_exists))
+    assert sel.decide("/alpha") == TRIGGER_SAMPLE
+
+
+def test_selector_from_settings_builds_the_gate(tmp_path):
+    control = tmp_path / "on"
+    settings = load(
+        {
+            "GUNICORN_PYINSTRUMENT_SCHEDULE": "30s/10m",
+            "GUNICORN_PYINSTRUMENT_CONTROL_FILE": str(control),
+            "GUNICORN_PYINSTRUMENT_TOKEN": GATE_TOKEN,
+        }
+    )
+    sel = Selector.from_settings(settings)
+    assert sel.gate.schedule == THIRTY_IN_TEN
+    assert sel.gate.control_file == str(control)
+    assert sel.decide("/", GATE_TOKEN) is None  # the file does not exist

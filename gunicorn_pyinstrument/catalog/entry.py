@@ -1,0 +1,99 @@
+"""One report as the catalog knows it: what its metadata record says, and the size of its files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .endpoints import request_endpoint
+
+#: The fields of an entry, in order: the index's columns, and the keys of ``list --json``.
+COLUMNS = (
+    "name",
+    "kind",
+    "start",
+    "end",
+    "method",
+    "path",
+    "status",
+    "duration",
+    "trigger",
+    "outcome",
+    "label",
+    "hostname",
+    "pid",
+    "instance",
+    "samples",
+    "bytes",
+    "files",
+)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One complete report, as its metadata record describes it."""
+
+    name: str
+    kind: str
+    start: float
+    end: float
+    method: str | None
+    path: str | None
+    status: int | None
+    duration: float
+    trigger: str
+    outcome: str
+    label: str | None
+    hostname: str
+    pid: int
+    instance: str
+    samples: int
+    bytes: int  # every file of the report, its metadata record included
+    files: dict[str, str] = field(hash=False)
+
+    @property
+    def endpoint(self) -> str:
+        """``METHOD /folded/path`` for requests, ``WORKER`` for per-worker windows."""
+        if self.kind != "request":
+            return "WORKER window"
+        return request_endpoint(self.method, self.path)
+
+    @property
+    def worker(self) -> str:
+        return f"{self.pid}-{self.instance}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {c: getattr(self, c) for c in COLUMNS} | {"endpoint": self.endpoint}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], size: int) -> Entry:
+        worker = record.get("worker") or {}
+        files = record.get("files") or {}
+        if not isinstance(files, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in files.items()
+        ):
+            raise ValueError("bad 'files'")
+        start = float(record["start"])
+        return cls(
+            name=str(record["name"]),
+            kind=str(record.get("kind") or "request"),
+            start=start,
+            end=float(record.get("end") or start + float(record["duration"])),
+            method=_optional_str(record.get("method")),
+            path=_optional_str(record.get("path")),
+            status=int(record["status"]) if record.get("status") is not None else None,
+            duration=float(record["duration"]),
+            trigger=str(record.get("trigger") or ""),
+            outcome=str(record.get("outcome") or "complete"),
+            label=_optional_str(record.get("label")),
+            hostname=str(record.get("hostname") or ""),
+            pid=int(record.get("pid") or 0),
+            instance=str(worker.get("instance") or ""),
+            samples=int(record.get("samples") or 0),
+            bytes=size,
+            files=files,
+        )
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,69 @@
+"""Statistics per endpoint (``top``): how many requests, their median, 95th percentile, slowest
+and total time."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .entry import Entry
+
+
+def percentile(ordered: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of an ascending list (the value of an actual request)."""
+    if not ordered:
+        raise ValueError("no values")
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+@dataclass(frozen=True)
+class EndpointStats:
+    endpoint: str
+    count: int
+    p50: float
+    p95: float
+    max: float
+    total: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "endpoint": self.endpoint,
+            "count": self.count,
+            "p50": self.p50,
+            "p95": self.p95,
+            "max": self.max,
+            "total": self.total,
+        }
+
+
+TOP_ORDERS = ("total", "count", "p50", "p95", "max")
+
+
+def top(entries: Iterable[Entry], order: str = "total") -> list[EndpointStats]:
+    """Per endpoint (method + folded path): count, p50, p95, max and total time in seconds."""
+    return top_of(((e.endpoint, e.duration) for e in entries if e.kind == "request"), order)
+
+
+def top_of(pairs: Iterable[tuple[str, float]], order: str = "total") -> list[EndpointStats]:
+    """:func:`top` from (endpoint, duration) pairs (:meth:`Catalog.endpoint_durations`)."""
+    durations: dict[str, list[float]] = {}
+    for endpoint, duration in pairs:
+        durations.setdefault(endpoint, []).append(duration)
+    stats = []
+    for endpoint, values in durations.items():
+        values.sort()
+        stats.append(
+            EndpointStats(
+                endpoint=endpoint,
+                count=len(values),
+                p50=percentile(values, 0.50),
+                p95=percentile(values, 0.95),
+                max=values[-1],
+                total=math.fsum(values),
+            )
+        )
+    stats.sort(key=lambda s: (-getattr(s, order), s.endpoint))
+    return stats

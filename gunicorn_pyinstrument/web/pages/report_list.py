@@ -1,0 +1,158 @@
+"""``/``: the reports, filtered by the form, sorted by a click on a column, a page at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ...catalog import ORDERS, Catalog, Entry, Query
+from ...directory import FORMAT_SUFFIXES
+from ...reading.display import iso
+from ..form import check_keys, defaults_note, filter_form, parse_selection, selection_values
+from ..layout import error_box, esc, file_link, link, report_link, unreadable_note
+from ..request import parse_number
+from ..response import CONTENT_TYPES, Response, page
+
+#: Rows per page of the report list, by default and at most.
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+#: Columns of the report list: key, heading, the catalog.ORDERS key that sorts by it (or None).
+LIST_COLUMNS: tuple[tuple[str, str, str | None], ...] = (
+    ("time", "time (UTC)", "time"),
+    ("method", "method", "method"),
+    ("path", "path", "path"),
+    ("status", "status", "status"),
+    ("duration", "ms", "duration"),
+    ("label", "label", "label"),
+    ("worker", "worker", None),
+    ("samples", "samples", "samples"),
+    ("files", "files", None),
+    ("name", "name", "name"),
+)
+NUMERIC_COLUMNS = {"status", "duration", "samples"}
+#: Sort keys whose first click shows the largest (or newest) first.
+DESCENDING_FIRST = {"time", "duration", "status", "samples"}
+
+
+@dataclass(frozen=True)
+class ListControls:
+    sort: str = "time"
+    descending: bool = True
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+
+
+def list_controls(params: Mapping[str, str]) -> ListControls:
+    sort = params.get("sort") or "time"
+    if sort not in ORDERS:
+        raise ValueError(f"cannot sort by {sort!r}: expected one of {', '.join(ORDERS)}")
+    order = params.get("order") or ("desc" if sort in DESCENDING_FIRST else "asc")
+    if order not in ("asc", "desc"):
+        raise ValueError(f"order must be asc or desc, not {order!r}")
+    return ListControls(
+        sort=sort,
+        descending=order == "desc",
+        limit=parse_number(params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
+        offset=parse_number(params, "offset", 0, 0, 10**9),
+    )
+
+
+def list_page(cat: Catalog, params: Mapping[str, str], base: Query) -> Response:
+    values = selection_values(params)
+    hidden = {k: params.get(k, "") for k in ("sort", "order", "limit")}
+    try:
+        check_keys(params, ("sort", "order", "limit", "offset"))
+        query = parse_selection(values, base)
+        controls = list_controls(params)
+    except ValueError as exc:
+        body = error_box(str(exc)) + filter_form("/", values, hidden) + defaults_note(base)
+        return page(400, "Reports", body, values)
+    end = controls.offset + controls.limit
+    entries = cat.entries(query, order=controls.sort, descending=controls.descending, limit=end + 1)
+    shown = entries[controls.offset : end]
+    count, size = cat.totals()
+    parts = [filter_form("/", values, hidden), defaults_note(base), unreadable_note(cat)]
+    summary = f"{count} report(s), {size / 1e6:.1f} MB in {cat.directory}. "
+    if shown:
+        summary += f"Showing {controls.offset + 1}–{controls.offset + len(shown)} of the matching reports."
+    parts.append(f'<p class="note" id="summary">{esc(summary)}</p>')
+    if not shown:
+        parts.append('<p id="empty">No report matches the selection.</p>')
+    else:
+        parts.append(list_table(shown, values, controls))
+    pager = []
+    if controls.offset > 0:
+        previous = max(0, controls.offset - controls.limit)
+        pager.append(
+            f'<a id="prev" href="{esc(link("/", page_params(values, controls, previous)))}">← previous</a>'
+        )
+    if len(entries) > end:
+        pager.append(f'<a id="next" href="{esc(link("/", page_params(values, controls, end)))}">next →</a>')
+    if pager:
+        parts.append(f'<nav class="pages">{"".join(pager)}</nav>')
+    return page(200, "Reports", "".join(parts), values)
+
+
+def page_params(values: Mapping[str, str], controls: ListControls, offset: int) -> dict[str, str]:
+    params = dict(values)
+    params["sort"] = controls.sort
+    params["order"] = "desc" if controls.descending else "asc"
+    if controls.limit != DEFAULT_LIMIT:
+        params["limit"] = str(controls.limit)
+    if offset:
+        params["offset"] = str(offset)
+    return params
+
+
+def list_table(entries: list[Entry], values: Mapping[str, str], controls: ListControls) -> str:
+    heads = []
+    for key, text, order in LIST_COLUMNS:
+        cls = ' class="num"' if key in NUMERIC_COLUMNS else ""
+        if order is None:
+            heads.append(f"<th{cls}>{esc(text)}</th>")
+            continue
+        current = controls.sort == order
+        if current:
+            descending = not controls.descending  # a click on the current column turns it round
+            arrow = " ▼" if controls.descending else " ▲"
+            aria = f' aria-sort="{"descending" if controls.descending else "ascending"}"'
+        else:
+            descending, arrow, aria = order in DESCENDING_FIRST, "", ""
+        params = {**values, "sort": order, "order": "desc" if descending else "asc"}
+        if controls.limit != DEFAULT_LIMIT:
+            params["limit"] = str(controls.limit)
+        heads.append(
+            f'<th{cls} data-sort="{order}"{aria}><a class="sort" href="{esc(link("/", params))}">'
+            f"{esc(text)}{arrow}</a></th>"
+        )
+    rows = []
+    for e in entries:
+        files = " ".join(
+            f'<a class="file" data-format="{esc(fmt)}" href="{esc(file_link(e.name, fmt))}">{esc(fmt)}</a>'
+            for fmt in sorted(e.files, key=_format_rank)
+            if fmt in CONTENT_TYPES
+        )
+        rows.append(
+            f'<tr data-name="{esc(e.name)}" data-duration="{e.duration!r}">'
+            f'<td class="time">{esc(iso(e.start))}</td>'
+            f'<td class="method">{esc(e.method or "WORKER")}</td>'
+            f'<td class="path"><a class="view" href="{esc(report_link(e.name))}">'
+            f"{esc(e.path if e.path is not None else '(window)')}</a></td>"
+            f'<td class="num status">{"" if e.status is None else e.status}</td>'
+            f'<td class="num duration">{e.duration * 1000:.1f}</td>'
+            f'<td class="label">{esc(e.label or "")}</td>'
+            f'<td class="worker">{esc(e.worker)}</td>'
+            f'<td class="num samples">{e.samples}</td>'
+            f'<td class="files">{files}</td>'
+            f'<td class="name">{esc(e.name)}</td></tr>'
+        )
+    return (
+        f'<table id="reports" class="list"><thead><tr>{"".join(heads)}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _format_rank(fmt: str) -> int:
+    order = list(FORMAT_SUFFIXES)
+    return order.index(fmt) if fmt in order else len(order)

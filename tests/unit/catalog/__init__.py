@@ -1,0 +1,1 @@
+"""Tests of ``gunicorn_pyinstrument.catalog``, a file for each of its modules."""
