@@ -27,6 +27,8 @@ class WorkerClass:
     shares_thread: bool = False
     #: Requests run on pool threads, not on the thread that runs the worker's heartbeat.
     pool_threads: bool = False
+    #: Requests are greenlets: a request's capture follows its greenlet.
+    greenlets: bool = False
     #: worker_abort does not run while the event loop is blocked: a timeout is caught as SIGABRT.
     abort_by_signal: bool = False
     #: Dies on SIGTERM without running worker_exit: the signal is caught to write what is pending.
@@ -42,8 +44,8 @@ class WorkerClass:
 TABLE: tuple[WorkerClass, ...] = (
     WorkerClass("sync", ("SyncWorker",), HOOKS),
     WorkerClass("gthread", ("ThreadWorker",), HOOKS, pool_threads=True, timeout="never timed out"),
-    WorkerClass("gevent_pywsgi", ("GeventPyWSGIWorker",), WRAP_WSGI, shares_thread=True),
-    WorkerClass("gevent", ("GeventWorker",), HOOKS, shares_thread=True),
+    WorkerClass("gevent_pywsgi", ("GeventPyWSGIWorker",), WRAP_WSGI, shares_thread=True, greenlets=True),
+    WorkerClass("gevent", ("GeventWorker",), HOOKS, shares_thread=True, greenlets=True),
     WorkerClass("tornado", ("TornadoWorker",), WRAP_WSGI, shares_thread=True, timeout="never timed out"),
     WorkerClass(
         "asgi",

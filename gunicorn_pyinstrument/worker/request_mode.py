@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 from ..logs import ThrottledLog, fallback_logger
@@ -43,18 +44,11 @@ def async_mode_for(worker: Any) -> AsyncMode:
     return "strict" if facts_of(worker).shares_thread else "disabled"
 
 
-def make_engine(settings: Settings, worker: Any, log: ThrottledLog) -> Engine:
-    mode = async_mode_for(worker)
+def make_engine(settings: Settings, worker: Any) -> Engine:
+    greenlets = facts_of(worker).greenlets
     if settings.engine == "sampler":
-        if mode == "disabled":
-            return SamplerEngine(settings.interval)
-        # Samples are attributed by thread; here many requests share one thread.
-        log.warning(
-            "engine",
-            f"the sampler engine cannot tell apart requests that share a thread in {type(worker).__name__}; "
-            "using the pyinstrument engine for requests",
-        )
-    return PyinstrumentEngine(settings.interval, mode)
+        return SamplerEngine(settings.interval, greenlets)
+    return PyinstrumentEngine(settings.interval, async_mode_for(worker), greenlets)
 
 
 @dataclass
@@ -115,7 +109,7 @@ class RequestMode:
         self.log = ThrottledLog(getattr(worker, "log", None) or fallback_logger())
         self.identity = WorkerIdentity.current(worker)
         self.selector = Selector.from_settings(settings)
-        self.engine: Engine = engine or make_engine(settings, worker, self.log)
+        self.engine: Engine = engine or make_engine(settings, worker)
         self.writer = Writer(
             settings.dir,
             settings.file_mode,
@@ -137,17 +131,20 @@ class RequestMode:
         path: str,
         header: Callable[[str], str | None],
         query: Callable[[], str] | None = None,
+        coroutine: Any = None,
+        frame: FrameType | None = None,
     ) -> Active | None:
         """Decide, and start a profiler when chosen. ``path`` is percent-decoded; ``header(NAME)``
         looks a request header up by its upper-case name; ``query()`` gives the query string. Both
-        are only called when needed: for the token, and for what the user opted to record."""
+        are only called when needed: for the token, and for what the user opted to record. On an
+        event loop, ``coroutine`` is the app's, about to be awaited in ``frame``."""
         try:
             offered = header(TOKEN_HEADER_UPPER) if self.selector.token is not None else None
             trigger = self.selector.decide(path, offered)
             if trigger is None:
                 return None
             recorded_query, recorded_headers = self._recorded(header, query)
-            handle = self.engine.start(f"{method} {path}")
+            handle = self.engine.start(f"{method} {path}", coroutine, frame)
             active = Active(
                 handle,
                 time.time(),

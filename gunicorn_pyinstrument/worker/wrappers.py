@@ -8,6 +8,7 @@ wrappers, which profile each HTTP request through the same RequestMode. The app 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sized
 from typing import TYPE_CHECKING, Any, cast
 
@@ -120,16 +121,6 @@ class ProfilingASGI:
             await self.app(scope, receive, send)
             return
 
-        # ASGI paths are already percent-decoded.
-        active = self.agent.begin(
-            str(scope.get("method", "")),
-            str(scope.get("path", "")),
-            lambda name: asgi_header(scope, name),
-            lambda: bytes(scope.get("query_string") or b"").decode("latin-1"),
-        )
-        if active is None:
-            await self.app(scope, receive, send)
-            return
         status: list[int] = []
 
         async def recording_send(message: dict[str, Any]) -> None:
@@ -137,8 +128,21 @@ class ProfilingASGI:
                 status[:] = [int(message.get("status", 0))]
             await send(message)
 
+        request = self.app(scope, receive, recording_send)
+        # ASGI paths are already percent-decoded.
+        active = self.agent.begin(
+            str(scope.get("method", "")),
+            str(scope.get("path", "")),
+            lambda name: asgi_header(scope, name),
+            lambda: bytes(scope.get("query_string") or b"").decode("latin-1"),
+            request,
+            sys._getframe(),
+        )
+        if active is None:
+            await request
+            return
         try:
-            await self.app(scope, receive, recording_send)
+            await request
         finally:
             # No response started means the app raised: the server answers 500.
             self.agent.end(active, status[0] if status else 500)

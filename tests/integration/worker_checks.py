@@ -188,12 +188,12 @@ def check_lifespan_websocket_and_sync_routes(server, report_dir: Path, worker_cl
     assert [r["path"] for r in records] == ["/lifespan", "/sync"]
     [sync] = by_path(records, "/sync")
     assert (sync["status"], sync["worker"]["class"]) == (200, worker_class)
-    # The documented limitation: a sync `def` route runs in the thread pool, outside the profiled
-    # task; its time is in the report, as the task awaiting the pool, but its function is not.
+    # A sync `def` route runs in anyio's thread pool: its work is in the report, under the call
+    # that handed it over, in place of the task's wait for the pool.
     assert sync["duration"] >= 0.2
     session = load_session(report_dir / sync["files"]["session"])
-    assert seconds_in(session, "run_sync_in_worker_thread") >= 0.18
-    assert "sync_work" not in report_functions(report_dir, sync)
+    assert seconds_in(session, "sync_work") >= 0.18 * 0.85
+    assert seconds_in(session, "run_in_threadpool") >= seconds_in(session, "sync_work")
 
 
 def check_plugin_off_changes_nothing(server, reports: Path) -> None:

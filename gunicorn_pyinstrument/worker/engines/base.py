@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -12,8 +13,10 @@ class Engine(Protocol):
     #: start_worker() captures every thread of the process, not only the one that calls it.
     sees_every_thread: bool
 
-    def start(self, description: str) -> Any:
-        """Begin capturing the calling request; return a handle for stop(). May raise."""
+    def start(self, description: str, coroutine: Any = None, frame: FrameType | None = None) -> Any:
+        """Begin capturing the calling request, and the work it hands to thread pools; return a
+        handle for stop(). On an event loop, ``coroutine`` is the request's (the app's), about to be
+        awaited in ``frame``. May raise."""
 
     def start_worker(self, description: str) -> Any:
         """Begin capturing everything the worker runs (per-worker mode), from its main thread;

@@ -7,101 +7,33 @@ records that stack weighted by the wall-clock time since the previous sample: re
 speed and the cost is one stack walk per sample. The result is a genuine pyinstrument Session, so
 every renderer, the writer and the merge work unchanged.
 
+A request is followed wherever it runs (``lanes.py``): its thread; on an event loop, its task
+(and the tasks it creates), found on the loop's stack by their frames, with no hook per task step;
+under gevent, its greenlet, whose ``gr_frame`` says where it waits while switched out; and the pool
+threads working for it (``handover.py``).
+
 Trade-offs, against the pyinstrument engine: functions shorter than the interval are seen only
-statistically; time is wall-clock (a thread waiting on I/O or for the GIL is charged to the
-function it waits in); and each sample is attributed to the request its *thread* serves, so worker
-classes that run many requests on one thread (gevent, asyncio) are not supported per request.
+statistically, and time is wall-clock (a thread waiting on I/O or for the GIL is charged to the
+function it waits in).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sys
-import threading
 import time
-from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING, Any
+
+from . import handover
+from .frames import stack_of, thread_root
+from .lanes import Capture, tick
 
 if TYPE_CHECKING:
     from pyinstrument.session import Session
 
-_PACKAGE = __name__.rsplit(".", 2)[0]
-_HAS_QUALNAME = sys.version_info >= (3, 11)
-
-
-def frame_identifier(frame: FrameType) -> str:
-    """pyinstrument's frame identifier: name, file, first line, then the class and current line."""
-    code = frame.f_code
-    identifier = f"{code.co_name}\x00{code.co_filename}\x00{code.co_firstlineno}"
-    if _HAS_QUALNAME:
-        owner, _, _ = code.co_qualname.rpartition(".")
-        if owner and not owner.endswith(">"):  # not "<locals>" or "<lambda>"
-            identifier += f"\x01c{owner}"
-    if frame.f_lineno is not None:
-        identifier += f"\x01l{frame.f_lineno}"
-    return identifier
-
-
-#: Identifiers by (code, instruction offset): a sample then costs a dict lookup per frame, not a
-#: string build (formatting was most of the sampler's own CPU). The offset, not the line, is the key
-#: because ``f_lineno`` decodes the line table on every read (half the cost of a walk, measured);
-#: offsets on the same line share one string through ``_BY_LINE``. Both bounded: cleared together
-#: when the first grows past the limit.
-_IDENTIFIERS: dict[tuple[Any, int], str] = {}
-_BY_LINE: dict[tuple[Any, int | None], str] = {}
-_IDENTIFIERS_LIMIT = 50_000
-
-
-def _identifier_miss(frame: FrameType, key: tuple[Any, int]) -> str:
-    if len(_IDENTIFIERS) >= _IDENTIFIERS_LIMIT:
-        _IDENTIFIERS.clear()
-        _BY_LINE.clear()
-    line_key = (frame.f_code, frame.f_lineno)
-    identifier = _BY_LINE.get(line_key)
-    if identifier is None:
-        identifier = _BY_LINE[line_key] = frame_identifier(frame)
-    _IDENTIFIERS[key] = identifier
-    return identifier
-
-
-def cached_identifier(frame: FrameType) -> str:
-    """One frame's identifier through the cache (``stack_of`` inlines the same lookup, per frame)."""
-    key = (frame.f_code, frame.f_lasti)
-    return _IDENTIFIERS.get(key) or _identifier_miss(frame, key)
-
-
-def stack_of(frame: FrameType | None, root: str) -> list[str]:
-    """The identifiers of ``frame`` and its callers, outermost first, under ``root``."""
-    stack: list[str] = []
-    append = stack.append
-    known = _IDENTIFIERS.get
-    while frame is not None:
-        key = (frame.f_code, frame.f_lasti)
-        append(known(key) or _identifier_miss(frame, key))
-        frame = frame.f_back
-    stack.append(root)
-    stack.reverse()
-    return stack
-
-
-def thread_root(ident: int) -> str:
-    thread = threading._active.get(ident)  # type: ignore[attr-defined]
-    name = thread.name if thread is not None else f"Thread-{ident}"
-    return f"{name}\x00<thread>\x00{ident}"
-
-
-@dataclass
-class Capture:
-    """What is being recorded for one thread (a request), or for every thread (``ident`` None)."""
-
-    ident: int | None
-    description: str
-    start_call_stack: list[str]
-    started_at: float = field(default_factory=time.time)
-    t0: float = field(default_factory=time.perf_counter)
-    last: dict[int, float] = field(default_factory=dict)
-    records: list[tuple[list[str], float]] = field(default_factory=list)
+_PACKAGE = __name__.split(".")[0]
 
 
 def _original(module: str, name: str) -> Any:
@@ -129,9 +61,16 @@ class SamplerEngine:
 
     sees_every_thread = True
 
-    def __init__(self, interval: float) -> None:
+    def __init__(self, interval: float, greenlets: bool = False) -> None:
         self.interval = interval
+        self.greenlets = greenlets  # requests are greenlets (gevent)
         self._captures: dict[int, Capture] = {}  # by id(capture)
+        # Frames whose presence on an event loop's stack means that the capture's request runs:
+        # the wrapper's own frame, and the first frame of every task the request creates.
+        self._frame_owner: dict[FrameType, Capture] = {}
+        self._loops: set[Any] = set()  # event loops whose task factory notes the request's tasks
+        self._following = False
+        self._get_ident = _original("_thread", "get_ident")
         allocate_lock = _original("_thread", "allocate_lock")
         self._start_lock = allocate_lock()  # only around starting the sampler thread, once
         # Released when a capture is registered: with nothing to record for a while, the sampler
@@ -143,14 +82,28 @@ class SamplerEngine:
 
     # --- the Engine interface ---
 
-    def start(self, description: str) -> Capture:
-        """Record the calling thread until stop()."""
-        ident = threading.get_ident()
+    def start(self, description: str, coroutine: Any = None, frame: FrameType | None = None) -> Capture:
+        """Record the calling request until stop(): its thread; or, with ``coroutine`` (the app's,
+        about to be awaited in ``frame``), its task on this thread's event loop; or its greenlet."""
+        if not self._following:
+            handover.install()
+            self._following = True
+        ident = self._get_ident()
         caller = sys._getframe(1)
         while caller.f_back is not None and caller.f_globals.get("__name__", "").startswith(_PACKAGE):
             caller = caller.f_back
         capture = Capture(ident, description, stack_of(caller, thread_root(ident)))
         capture.last[ident] = capture.t0
+        if coroutine is not None and frame is not None:
+            capture.coroutine = coroutine
+            capture.prefix = stack_of(frame, thread_root(ident))
+            self._own(capture, frame)
+            self._note_tasks(asyncio.get_running_loop())
+        elif self.greenlets:
+            import greenlet
+
+            capture.greenlet = greenlet.getcurrent()
+        handover.CURRENT.set(capture)
         self._register(capture)
         return capture
 
@@ -162,14 +115,56 @@ class SamplerEngine:
 
     def stop(self, handle: Any) -> Session:
         capture: Capture = handle
-        self._captures.pop(id(capture), None)
+        self._forget(capture)
+        now = time.perf_counter()
+        if capture.finished:  # jobs that ended since the last tick: their last stretch, exactly
+            capture.last[capture.ident or 0] = now
+            tick(capture, {}, now, lambda: ([], ()))
         # A copy: a sample already under way may still append to the capture's own list. Taken
         # before the clock is read, so no sample in it ends after the session does.
         records = list(capture.records)
-        return self._session(capture, records, time.perf_counter())
+        return self._session(capture, records, now)
 
     def discard(self, handle: Any) -> None:
-        self._captures.pop(id(handle), None)
+        self._forget(handle)
+
+    def _forget(self, capture: Capture) -> None:
+        capture.active = False
+        self._captures.pop(id(capture), None)
+        for frame in capture.frames:
+            self._frame_owner.pop(frame, None)
+        if handover.CURRENT.get() is capture:
+            handover.CURRENT.set(None)
+
+    # --- requests on an event loop ---
+
+    def _own(self, capture: Capture, frame: FrameType) -> None:
+        self._frame_owner[frame] = capture
+        capture.frames.append(frame)
+
+    def _note_tasks(self, loop: Any) -> None:
+        """Make the loop's task factory note the tasks that profiled requests create (a gather, a
+        task group, Starlette's call_next), so that their work counts as the request's."""
+        if loop in self._loops:
+            return
+        self._loops.add(loop)
+        previous = loop.get_task_factory()
+        own = self._own
+
+        def factory(loop: Any, coro: Any, **kwargs: Any) -> Any:
+            task = (
+                previous(loop, coro, **kwargs)
+                if previous is not None
+                else asyncio.Task(coro, loop=loop, **kwargs)
+            )
+            context = kwargs.get("context")
+            owner = context.get(handover.CURRENT) if context is not None else handover.CURRENT.get()
+            frame = getattr(coro, "cr_frame", None)
+            if isinstance(owner, Capture) and owner.active and frame is not None:
+                own(owner, frame)
+            return task
+
+        loop.set_task_factory(factory)
 
     # --- sampling ---
 
@@ -185,7 +180,7 @@ class SamplerEngine:
                     self._thread = _original("_thread", "start_new_thread")(self._run, ())
 
     def _run(self) -> None:
-        me = threading.get_ident()
+        me = self._get_ident()
         clock = time.perf_counter
         deadline = clock()
         idle_since: float | None = None
@@ -228,12 +223,13 @@ class SamplerEngine:
         frames = sys._current_frames()
         now = time.perf_counter()
         roots: dict[int, str] = {}
+        loops: dict[int, tuple[list[str], set[Capture]]] = {}
         for capture in captures:
             if capture.ident is not None:
-                idents: list[int] = [capture.ident]
-            else:
-                idents = [i for i in frames if i != exclude]
-            for ident in idents:
+                ident = capture.ident
+                tick(capture, frames, now, lambda i=ident: self._loop_stack(loops, frames, i))  # type: ignore[misc]
+                continue
+            for ident in [i for i in frames if i != exclude]:
                 frame = frames.get(ident)
                 if frame is None:
                     continue
@@ -244,10 +240,31 @@ class SamplerEngine:
                 capture.last[ident] = now
                 capture.records.append((stack_of(frame, root), now - previous))
 
+    def _loop_stack(
+        self, loops: dict[int, tuple[list[str], set[Capture]]], frames: dict[int, FrameType], ident: int
+    ) -> tuple[list[str], set[Capture]]:
+        """An event loop thread's stack, and the captures whose request it is running: walked once
+        per tick, however many requests the loop serves."""
+        known = loops.get(ident)
+        if known is None:
+            running: set[Capture] = set()
+            owners = self._frame_owner
+            frame = frames.get(ident)
+            walk = frame
+            while walk is not None:
+                owner = owners.get(walk)
+                if owner is not None:
+                    running.add(owner)
+                walk = walk.f_back
+            known = loops[ident] = (stack_of(frame, thread_root(ident)), running)
+        return known
+
     def _session(self, capture: Capture, records: list[tuple[list[str], float]], now: float) -> Session:
         from pyinstrument.session import Session
 
         duration = now - capture.t0
+        if capture.handed_over:
+            records = handover.without_own_frames(records)
         if capture.ident is not None and records:
             # The stretch since the last sample belongs to where the thread was last seen: the
             # weights then add up to the duration exactly, whatever sample raced with stop().
