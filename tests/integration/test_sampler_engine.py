@@ -30,6 +30,7 @@ from support import (
 )
 
 APP = "tests.apps.interleaved_app:app"
+FASTAPI_APP = "tests.apps.fastapi_app:app"
 SAMPLER = {"ENGINE": "sampler", "INTERVAL": "0.005", "FORMATS": "session"}
 SYNC = ("-k", "sync", "-w", "1")
 GTHREAD = ("-k", "gthread", "--threads", "4", "-w", "1")
@@ -216,3 +217,19 @@ def test_every_format_of_a_sampler_report_loads(gunicorn, report_dir):
     html = files["html"].read_text()
     assert "<html" in html.lower()
     assert "alpha_work" in files["text"].read_text()
+
+
+def test_worker_mode_sees_an_asgi_apps_pool_threads(gunicorn, report_dir):
+    """Per-worker mode with the sampler on the asgi worker: a FastAPI ``def`` endpoint runs in
+    anyio's worker threads, and its work is in the windows."""
+    env = profiling_env(report_dir, **{**SAMPLER, "MODE": "worker", "FLUSH_INTERVAL": "1"})
+    server = gunicorn(
+        "-c", CONFIG_FILE, "-k", "uvicorn_worker.UvicornWorker", "-w", "1", FASTAPI_APP, env=env
+    )
+    for n in range(3):
+        assert get(f"{server.url}/pool/red/{n}?s=0.1")[0] == 200
+    time.sleep(1.2)  # the window turns over after the next request or heartbeat
+    assert get(f"{server.url}/pool/fast/9")[0] == 200
+    assert server.stop() == 0
+    sessions = [session_of(report_dir, w) for w in metadata_records(report_dir)]
+    assert sum(time_in(s, "red_pool_work") for s in sessions) >= 3 * 0.1 * 0.85

@@ -105,9 +105,9 @@ class PyinstrumentEngine:
         base = below_tasks(frame)
         idle = [function_key(f) for f in stack_of(base, thread_root(threading.get_ident()))] if base else []
         capture = Capture(self, profiler, t0, idle)
+        handover.CURRENT.set(capture)
         if self.greenlets:
             capture.switches = SwitchLog.start()
-        handover.CURRENT.set(capture)
         return capture
 
     def start_worker(self, description: str) -> Any:
