@@ -4,7 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test unit lint typecheck docs browser wrk bench bench-worker-mode bench-sampler bench-catalog clean
+.PHONY: install demo test unit lint typecheck docs browser dist test-matrix wrk bench bench-worker-mode bench-sampler \
+	bench-catalog clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +39,20 @@ test: lint typecheck browser
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
 
+# The sdist and the wheel in dist/, built as a release would be and checked by twine; the wheel's
+# contents, and the wheel installed into a fresh virtualenv, are tested in tests/distribution/.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
+
+# The suite on each Python (3.10 to 3.14, those installed), gunicorn and pyinstrument in the declared
+# ranges, one line per combination (tests/matrix.py). Long: each combination is a whole run, in its
+# own virtualenv, one after the other; logs under /tmp. Not part of `make test`.
+# Fewer: make test-matrix MATRIX_ARGS="--only oldest,newest"
+test-matrix: browser
+	$(PYTHON) tests/matrix.py $(MATRIX_ARGS)
+
 # Regenerates docs/configuration.md from the settings declarations (a test checks it is current).
 docs: $(STAMP)
 	$(BIN)/python -m gunicorn_pyinstrument.settings > docs/configuration.md
@@ -58,15 +73,22 @@ bench: $(STAMP) wrk
 bench-worker-mode: $(STAMP) wrk
 	$(BIN)/python bench/worker_mode.py $(BENCH_ARGS)
 
-# Sampler engine (docs/benchmarks.md, "Sampler engine"): every request sampled at 100 Hz against the
-# plugin off, for sync and gthread, with the pyinstrument engine for comparison; needs wrk. About
-# 6 minutes. Quicker: make bench-sampler BENCH_ARGS="--rounds 3 --duration 2"
+# Sampler engine (docs/benchmarks.md, "Sampler engine"): every request sampled, at the default budget
+# and at 100 Hz without one, against the plugin off, for sync and gthread; needs wrk. About
+# 5 minutes. Quicker: make bench-sampler BENCH_ARGS="--rounds 3 --duration 2"
 bench-sampler: $(STAMP) wrk
 	$(BIN)/python bench/sampler.py $(BENCH_ARGS)
+
+# Thread pools (docs/benchmarks.md, "Thread pools"): a FastAPI `def` route and a Django ASGI sync view
+# under UvicornWorker, SAMPLE_RATE=0.01 and the sampler engine against the plugin off; needs wrk.
+# About 7 minutes. Quicker: make bench-threadpools BENCH_ARGS="--rounds 3 --duration 2"
+.PHONY: bench-threadpools
+bench-threadpools: $(STAMP) wrk
+	$(BIN)/python bench/threadpools.py $(BENCH_ARGS)
 
 # Catalog and CLI on 100,000 synthetic reports (docs/benchmarks.md, "Catalog and CLI").
 bench-catalog: $(STAMP)
 	$(BIN)/python bench/catalog.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

@@ -29,7 +29,7 @@ from shop import INTERVAL, endpoints, make_session
 
 from gunicorn_pyinstrument.directory import dumps
 from gunicorn_pyinstrument.formats import render
-from gunicorn_pyinstrument.report import Report, RequestFacts, WindowFacts, WorkerIdentity
+from gunicorn_pyinstrument.report import Report, RequestFacts, Sampling, WindowFacts, WorkerIdentity
 
 MERGE_LABEL = "v3-rc1"
 DIFF_LABEL = "v3-rc2"
@@ -82,7 +82,9 @@ def write_report(
     else:
         link_or_copy(session, os.path.join(directory, files["session"]))
     link_or_copy(html, os.path.join(directory, files["html"]))
-    report = Report(name, facts, identity, label, ("session", "html"), samples, INTERVAL)
+    # pyinstrument's engine: its rate, and no sampler whose cost to record.
+    sampling = Sampling(rate=samples / facts.duration if facts.duration > 0 else None)
+    report = Report(name, facts, identity, label, ("session", "html"), samples, INTERVAL, sampling)
     write_file(os.path.join(directory, report.metadata_name), dumps(report.metadata(files)))
 
 

@@ -246,10 +246,12 @@ def cmd_top(args: argparse.Namespace, out: IO[str]) -> int:
                     f"{s.p95 * 1000:.1f}",
                     f"{s.max * 1000:.1f}",
                     f"{s.total:.3f}",
+                    "-" if s.sampler_share is None else f"{s.sampler_share * 100:.2f}",
                 )
                 for s in stats
             ]
-            table(("endpoint", "count", "p50 ms", "p95 ms", "max ms", "total s"), rows, {1, 2, 3, 4, 5}, out)
+            header = ("endpoint", "count", "p50 ms", "p95 ms", "max ms", "total s", "sampler %")
+            table(header, rows, {1, 2, 3, 4, 5, 6}, out)
         if not stats:
             count, _ = cat.totals()
             raise EmptySelection(
@@ -551,7 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--limit", type=parse_count, default=50, help="at most N rows (default 50; 0: all)")
     sub.add_argument("--json", action="store_true", help="JSON records instead of a table")
 
-    sub = command("top", "time per endpoint: count, p50, p95, max, total", cmd_top)
+    sub = command("top", "time per endpoint: count, p50, p95, max, total, sampler share", cmd_top)
     add_selection(sub)
     sub.add_argument("--sort", choices=TOP_ORDERS, default="total", help="sort by (default total)")
     sub.add_argument("--limit", type=parse_count, default=0, help="at most N endpoints (default all)")

@@ -26,7 +26,11 @@ object key's day in a bucket.
 (``request`` or ``worker``), ``name``, ``time`` (ISO), ``start``, ``end``, ``duration``
 (seconds), ``method``, ``path``, ``query``, ``headers``, ``status``, ``trigger``, ``outcome``,
 ``label``, ``hostname``, ``pid``, ``worker`` (``age``, ``class``, ``instance``), ``samples``,
-``interval``, ``files`` (format → file name). What a window has no value for is null.
+``interval`` (asked for), ``rate`` (samples per second achieved), ``sampler_cpu`` and
+``sampler_share`` (the sampler engine's CPU seconds over the report's span, and as a share of the
+worker's CPU; null with pyinstrument's engine), ``over_budget`` (sampler windows: its CPU went over
+MAX_OVERHEAD; else null), ``files`` (format → file name). What a window has no value for is null;
+a field missing from an older record reads as null.
 
 **Job record** (``.spool/<NAME>.job.json``): ``metadata`` (the record to write once rendered),
 ``pending`` (formats still to render), ``session_in_spool`` (where the session is), ``file_mode``.

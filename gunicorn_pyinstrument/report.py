@@ -96,6 +96,18 @@ class WindowFacts:
     duration: float
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """How a report was sampled, beyond its interval and sample count: the rate achieved, and what
+    the sampler engine's thread cost over the report's span (None where it does not apply: the
+    cost with pyinstrument's engine, whose work is done in the profiled thread itself)."""
+
+    rate: float | None = None  # samples per second of the report's span
+    cpu: float | None = None  # the sampler thread's CPU seconds over the span
+    share: float | None = None  # the same, as a share of the worker's CPU over the span
+    over_budget: bool | None = None  # windows: the sampler's CPU went over MAX_OVERHEAD of the span
+
+
 def status_code(status: object) -> int | None:
     """gunicorn gives WSGI statuses as '200 OK' and ASGI ones as 200."""
     if isinstance(status, int):
@@ -116,6 +128,7 @@ class Report:
     formats: tuple[str, ...]
     samples: int
     interval: float
+    sampling: Sampling = Sampling()
 
     @staticmethod
     def make_name(facts: RequestFacts | WindowFacts, worker: WorkerIdentity, sequence: int) -> str:
@@ -170,5 +183,13 @@ class Report:
             },
             "samples": self.samples,
             "interval": self.interval,
+            "rate": _rounded(self.sampling.rate, 2),
+            "sampler_cpu": _rounded(self.sampling.cpu, 6),
+            "sampler_share": _rounded(self.sampling.share, 6),
+            "over_budget": self.sampling.over_budget,
             "files": files,
         }
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)

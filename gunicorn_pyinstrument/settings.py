@@ -9,6 +9,7 @@ inherit the parsed values through the fork.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import re
 import sys
@@ -84,6 +85,17 @@ def parse_interval(raw: str) -> float:
     return value
 
 
+def parse_overhead(raw: str) -> float | None:
+    """``1%`` (or ``1``) as 0.01; ``off``: no budget."""
+    text = raw.strip().lower()
+    if text == "off":
+        return None
+    value = parse_number(text.removesuffix("%"))
+    if not 0 < value <= 100:
+        raise ValueError("out of range")
+    return value / 100
+
+
 def parse_rate(raw: str) -> float:
     value = parse_number(raw)
     if not 0 <= value <= 1:
@@ -109,11 +121,22 @@ def parse_formats(raw: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(words))
 
 
+#: ``scheme://`` at the start of a value: a URL, never a path.
+_URL = re.compile(r"\s*[A-Za-z][A-Za-z0-9+.-]*://")
+
+
 def parse_directory(raw: str) -> str:
     if not raw.strip():
         raise ValueError("empty path")
     if "\x00" in raw:
         raise ValueError("NUL byte in path")
+    if _URL.match(raw):
+        # As a path, s3://bucket/prefix would be a local directory named "s3:", filling the disk
+        # that the user meant to spare.
+        raise ValueError(
+            f"a URL, not a directory: set {PREFIX}_UPLOAD=s3://BUCKET/PREFIX to upload reports; "
+            "this variable then names the local spool where they wait"
+        )
     # Absolute now, so a worker that changes directory still writes to the same place.
     return os.path.abspath(os.path.expanduser(raw))
 
@@ -289,10 +312,13 @@ class Settings:
         "DIR",
         parse_directory,
         default="./pyinstrument-reports",
-        accepted="a directory path (created if missing, with mode 0700)",
+        accepted="a directory path, not a URL (created if missing, with mode 0700)",
         doc="Where reports are written. A relative path is taken from the directory gunicorn starts in. "
         "Checked (created and tested for writing) at start-up when profiling is on. With "
-        "`GUNICORN_PYINSTRUMENT_UPLOAD`, the local spool where reports wait until they are uploaded.",
+        "`GUNICORN_PYINSTRUMENT_UPLOAD`, the local spool where reports wait until they are uploaded. "
+        "A URL (`s3://BUCKET/PREFIX`, or any `scheme://`) stops gunicorn at start-up with one line "
+        "pointing to `GUNICORN_PYINSTRUMENT_UPLOAD`, which is where a bucket goes; it is never taken "
+        "as a path, so no local directory named after the URL is created.",
     )
     formats: tuple[str, ...] = _declare(
         "FORMATS",
@@ -311,8 +337,8 @@ class Settings:
         doc="Sampling interval. With the pyinstrument engine, larger values make smaller reports and the "
         "cost of its hook on each Python call stays the same. With the sampler engine the cost grows "
         f"with the rate, so when this variable is not set the sampler uses {SAMPLER_INTERVAL:g} "
-        f"({1 / SAMPLER_INTERVAL:g} Hz) instead of the default; 0.02 halves its cost again (with several "
-        "busy threads per worker, docs/usage.md).",
+        f"({1 / SAMPLER_INTERVAL:g} Hz) instead of the default. For the sampler it is the fastest: "
+        "`GUNICORN_PYINSTRUMENT_MAX_OVERHEAD` slows it down while samples are dear.",
     )
     sample_rate: float = _declare(
         "SAMPLE_RATE",
@@ -398,11 +424,23 @@ class Settings:
         "small functions, but its hook runs on every Python call (about x3 on Python-heavy code, so "
         "profile a fraction of requests). `sampler`: a thread of the worker reads the stacks of the "
         "threads serving profiled requests every `GUNICORN_PYINSTRUMENT_INTERVAL` (0.01, 100 Hz, "
-        "unless set): a few percent of CPU (docs/benchmarks.md), so every request can be profiled in "
-        "production, with functions shorter than "
-        "the interval seen only statistically. Per request it needs a thread per request (sync, "
-        "gthread); on gevent, tornado and the asyncio workers requests fall back to the pyinstrument "
-        "engine (a warning says so), while per-worker mode uses the sampler everywhere.",
+        "unless set), within `GUNICORN_PYINSTRUMENT_MAX_OVERHEAD` of a CPU (docs/benchmarks.md), so "
+        "every request can be profiled in production, with functions shorter than the interval "
+        "seen only statistically. Both engines profile per request on every worker class (by "
+        "thread, greenlet or asyncio task) and follow the work a request hands to thread pools.",
+    )
+    max_overhead: float | None = _declare(
+        "MAX_OVERHEAD",
+        parse_overhead,
+        default="1%",
+        accepted="a percentage greater than 0 and at most 100 (`1%`, `0.5%`), or `off`",
+        doc="The sampler engine's budget: the most CPU time its thread may use, as a share of the "
+        "wall-clock time (one CPU), which is the most it can take from the worker's Python threads. "
+        "Every 0.25 s the sampler measures its own CPU time per sample and sets its interval so that "
+        "it stays within the budget: as fast as `GUNICORN_PYINSTRUMENT_INTERVAL` when samples are "
+        "cheap, down to 10 Hz when they are dear (many busy threads, deep stacks), and back up as soon "
+        "as they are cheap again. Every report records the rate achieved and what the sampler cost "
+        "(docs/benchmarks.md). `off`: always at the interval. No effect on the pyinstrument engine.",
     )
     flush_interval: float = _declare(
         "FLUSH_INTERVAL",
@@ -565,9 +603,42 @@ def load_one(attr: str, environ: Mapping[str, str] | None = None) -> Any:
     return _parsed(dict(declarations())[attr], os.environ if environ is None else environ)
 
 
+def unknown_variables(env: Mapping[str, str]) -> list[str]:
+    """Variables with our prefix that are not settings, sorted."""
+    known = {decl.env for _, decl in declarations()}
+    return sorted(name for name in env if name.startswith(f"{PREFIX}_") and name not in known)
+
+
+#: Suffixes people give the switch, which has none, so that no spelling of it comes close.
+_SWITCH_WORDS = {"ENABLE", "ENABLED", "ON", "ACTIVE", "PROFILE", "PROFILING"}
+
+
+def nearest_setting(name: str) -> str:
+    """The declared variable whose name is closest to ``name``."""
+    if name.upper().removeprefix(f"{PREFIX}_") in _SWITCH_WORDS:
+        return PREFIX
+    known = [decl.env for _, decl in declarations()]
+    # cutoff=0: there is always a nearest name, however far.
+    return difflib.get_close_matches(name.upper(), known, n=1, cutoff=0)[0]
+
+
+def check_names(env: Mapping[str, str]) -> None:
+    """SettingError (one line) for a variable with our prefix that is not a setting: a misspelt
+    name would otherwise be ignored, and its setting silently left at its default."""
+    unknown = unknown_variables(env)
+    if not unknown:
+        return
+    name = unknown[0]
+    others = f" ({len(unknown) - 1} more unknown)" if len(unknown) > 1 else ""
+    # The value is never shown: the misspelt variable may be the token.
+    raise SettingError(f"{name} is not a setting{others}: did you mean {nearest_setting(name)}?")
+
+
 def load(environ: Mapping[str, str] | None = None) -> Settings:
-    """Parse every setting; raise SettingError (one line) on the first bad value."""
+    """Parse every setting; raise SettingError (one line) on an unknown variable with our prefix, or
+    on the first bad value."""
     env = os.environ if environ is None else environ
+    check_names(env)
     settings = Settings(**{attr: _parsed(decl, env) for attr, decl in declarations()})
     if settings.engine == "sampler" and env.get(f"{PREFIX}_INTERVAL") is None:
         # The default interval is pyinstrument's; at 1 ms the sampler would take the GIL 1000 times
@@ -596,7 +667,9 @@ def render_docs() -> str:
         "value and what is accepted. For the optional settings (regular expressions, token, label, "
         "schedule, control file, base config, retention limits, recorded headers, upload URL, endpoint URL, "
         "cache directory) an empty value means "
-        "unset; for every other setting an empty value is an error.",
+        "unset; for every other setting an empty value is an error. A variable that starts with "
+        f"`{PREFIX}_` but is not one of these stops gunicorn too, with one line naming it and the "
+        "nearest setting (`did you mean ...?`), so a misspelt setting is never silently ignored.",
         "",
         "| variable | default | accepted |",
         "|---|---|---|",

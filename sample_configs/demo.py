@@ -22,6 +22,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import gunicorn
+
 ROOT = Path(__file__).resolve().parent.parent
 REPORTS = ROOT / "demo-reports"
 FORMATS = "session,html,speedscope,text"
@@ -79,7 +81,8 @@ class Server:
             "gunicorn",
             "-c",
             "gunicorn_pyinstrument/config.py",
-            "--no-control-socket",
+            # The demo needs no control socket; gunicorn has one, and the flag, only from 25.1.
+            *(["--no-control-socket"] if gunicorn.version_info >= (25, 1) else []),
             "-b",
             f"127.0.0.1:{port}",
             "-w",

@@ -22,6 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import gunicorn as gunicorn_package
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "GUNICORN_PYINSTRUMENT"
 
@@ -41,6 +44,71 @@ READY_SECONDS = 15.0
 STOP_SECONDS = 30.0
 RENDERER_SECONDS = 120.0
 HTTP_SECONDS = 30.0
+
+
+# --- what the running gunicorn has ---
+
+#: The first gunicorn version with each feature some tests need. The suite runs on every gunicorn in
+#: the declared range (``make test-matrix``): it never passes a flag the running gunicorn lacks, and a
+#: test that needs a newer one is skipped, saying why.
+CONTROL_SOCKET = (25, 1)  # and its --no-control-socket flag
+#: gunicorn has an asgi worker (-k asgi) from 24.0, and the suite relies on it from 26.1. Before, the
+#: worker itself, plugin or not, answers nothing when the app raises (24.x), fails Django apps (24.x
+#: never answers, 25.3 answers 500) or ignores SIGTERM until the graceful timeout (25.x, 26.0).
+ASGI_WORKER_TESTED = (26, 1)
+ASGI_WORKER_LACKS = "an asgi worker that handles app errors, Django and SIGTERM, plugin or not"
+#: Before 24.0 a gthread worker that recycles (max-requests, HUP) resets the connections queued in it,
+#: with or without the plugin, so a test sending while workers recycle sees connection errors.
+GTHREAD_RECYCLING = (24, 0)
+
+GUNICORN_VERSION: tuple[int, ...] = tuple(gunicorn_package.version_info)
+
+
+def gunicorn_has(since: tuple[int, ...]) -> bool:
+    return since <= GUNICORN_VERSION
+
+
+def _missing(since: tuple[int, ...], what: str) -> str:
+    added = ".".join(map(str, since))
+    return f"gunicorn {gunicorn_package.__version__} lacks {what} (from {added})"
+
+
+def needs_gunicorn(since: tuple[int, ...], what: str) -> pytest.MarkDecorator:
+    """A mark: skip the test on a gunicorn older than ``since``, naming ``what`` it lacks."""
+    return pytest.mark.skipif(not gunicorn_has(since), reason=_missing(since, what))
+
+
+def skip_unless_gunicorn_has(since: tuple[int, ...], what: str) -> None:
+    """The same, inside a test or fixture (for one parametrization, say)."""
+    if not gunicorn_has(since):
+        pytest.skip(_missing(since, what))
+
+
+_CLEAN_RECYCLING = "gthread recycling that keeps its queued connections"
+#: A mark for the tests that recycle gthread workers while requests are queued.
+needs_clean_gthread_recycling = needs_gunicorn(GTHREAD_RECYCLING, _CLEAN_RECYCLING)
+
+
+def skip_unless_gthread_recycles_cleanly() -> None:
+    skip_unless_gunicorn_has(GTHREAD_RECYCLING, _CLEAN_RECYCLING)
+
+
+def worker_class_in(args: Sequence[str]) -> str | None:
+    """The worker class given in gunicorn's arguments, in any of its spellings."""
+    for i, arg in enumerate(args):
+        if arg in ("-k", "--worker-class"):
+            return args[i + 1] if i + 1 < len(args) else None
+        if arg.startswith("--worker-class="):
+            return arg.partition("=")[2]
+        if arg.startswith("-k"):
+            return arg[2:]
+    return None
+
+
+def skip_unless_worker_class_exists(args: Sequence[str]) -> None:
+    """Skip on a gunicorn too old for the worker class in ``args`` (``-k asgi`` before 26.1)."""
+    if worker_class_in(args) == "asgi":
+        skip_unless_gunicorn_has(ASGI_WORKER_TESTED, ASGI_WORKER_LACKS)
 
 
 # --- environment ---
@@ -212,14 +280,19 @@ class Gunicorn:
 class GunicornFactory:
     """``gunicorn(*args, env=...)`` starts ``python -m gunicorn`` from the repository root, bound to
     127.0.0.1 on a free port, with no control socket, its output in a log file under ``log_dir``.
-    Everything it started is stopped by :meth:`cleanup` (the fixture's teardown)."""
+    Everything it started is stopped by :meth:`cleanup` (the fixture's teardown). A worker class the
+    running gunicorn lacks skips the test."""
 
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, python: str = sys.executable) -> None:
         self.log_dir = log_dir
+        self.python = python  # another virtualenv's, to run an installed wheel
         self.servers: list[Gunicorn] = []
 
     def _command(self, fd: int, args: Sequence[str]) -> list[str]:
-        return [sys.executable, "-m", "gunicorn", "--bind", f"fd://{fd}", "--no-control-socket", *args]
+        skip_unless_worker_class_exists(args)
+        # Tests run many servers at once: no control socket each. Before 25.1 there is none, nor the flag.
+        no_control = ["--no-control-socket"] if gunicorn_has(CONTROL_SOCKET) else []
+        return [self.python, "-m", "gunicorn", "--bind", f"fd://{fd}", *no_control, *args]
 
     def __call__(
         self,
@@ -258,14 +331,18 @@ class GunicornFactory:
         return server
 
     def run(
-        self, *args: str, env: Mapping[str, str] | None = None, timeout: float = 20.0
+        self,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 20.0,
+        cwd: os.PathLike[str] | str = REPO_ROOT,
     ) -> subprocess.CompletedProcess[str]:
         """Run gunicorn expecting it to exit by itself (a start-up failure); fails after ``timeout``."""
         sock = _listening_socket()
         try:
             proc = subprocess.Popen(
                 self._command(sock.fileno(), args),
-                cwd=REPO_ROOT,
+                cwd=cwd,
                 env=clean_env(env),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,

@@ -14,13 +14,14 @@ import sqlite3
 from ..directory import INDEX_DIR, INDEX_FILE
 
 #: Bumped when the table changes: an index of another version is rebuilt from the files.
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS reports (
     name TEXT PRIMARY KEY, kind TEXT, start REAL, "end" REAL, method TEXT, path TEXT,
     status INTEGER, duration REAL, "trigger" TEXT, outcome TEXT, label TEXT, hostname TEXT,
-    pid INTEGER, instance TEXT, samples INTEGER, bytes INTEGER, files TEXT,
+    pid INTEGER, instance TEXT, samples INTEGER, interval REAL, rate REAL, sampler_cpu REAL,
+    sampler_share REAL, over_budget INTEGER, bytes INTEGER, files TEXT,
     json TEXT -- the entry as `list --json` prints it, made once when indexed
 );
 CREATE INDEX IF NOT EXISTS reports_start ON reports (start);

@@ -24,6 +24,11 @@ COLUMNS = (
     "pid",
     "instance",
     "samples",
+    "interval",
+    "rate",
+    "sampler_cpu",
+    "sampler_share",
+    "over_budget",
     "bytes",
     "files",
 )
@@ -48,6 +53,14 @@ class Entry:
     pid: int
     instance: str
     samples: int
+    # How it was sampled (null in records written before these were recorded): the interval asked
+    # for, the rate achieved, the sampler's CPU seconds and share of the worker's CPU over the
+    # report, and, for windows, whether that went over the budget (report.Sampling).
+    interval: float | None
+    rate: float | None
+    sampler_cpu: float | None
+    sampler_share: float | None
+    over_budget: bool | None
     bytes: int  # every file of the report, its metadata record included
     files: dict[str, str] = field(hash=False)
 
@@ -90,6 +103,11 @@ class Entry:
             pid=int(record.get("pid") or 0),
             instance=str(worker.get("instance") or ""),
             samples=int(record.get("samples") or 0),
+            interval=_optional_float(record.get("interval")),
+            rate=_optional_float(record.get("rate")),
+            sampler_cpu=_optional_float(record.get("sampler_cpu")),
+            sampler_share=_optional_float(record.get("sampler_share")),
+            over_budget=None if record.get("over_budget") is None else bool(record["over_budget"]),
             bytes=size,
             files=files,
         )
@@ -97,3 +115,7 @@ class Entry:
 
 def _optional_str(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)

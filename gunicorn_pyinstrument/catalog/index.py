@@ -153,6 +153,8 @@ class Catalog:
     def _entry(row: tuple[Any, ...]) -> Entry:
         values = dict(zip(COLUMNS, row, strict=True))
         values["files"] = json.loads(values["files"])
+        if values["over_budget"] is not None:  # stored as 0 or 1
+            values["over_budget"] = bool(values["over_budget"])
         return Entry(**values)
 
     # --- queries ---
@@ -201,15 +203,18 @@ class Catalog:
             sql += f" LIMIT {int(limit)}"
         return [row[0] for row in self._db.execute(sql, params)]
 
-    def endpoint_durations(self, query: Query | None = None) -> list[tuple[str, float]]:
-        """(endpoint, duration) of each request report the query selects, for :func:`top_of`. When
-        SQL answers the whole query, three columns are read instead of whole entries."""
+    def endpoint_durations(self, query: Query | None = None) -> list[tuple[str, float, float | None]]:
+        """(endpoint, duration, sampler share) of each request report the query selects, for
+        :func:`top_of`. When SQL answers the whole query, four columns are read instead of whole
+        entries."""
         query = query or Query()
         if query.filters_entries():
-            return [(e.endpoint, e.duration) for e in self.entries(query) if e.kind == "request"]
+            return [
+                (e.endpoint, e.duration, e.sampler_share) for e in self.entries(query) if e.kind == "request"
+            ]
         where, params = Query(**{**query.fields(), "kind": "request"}).sql()
-        rows = self._db.execute(f"SELECT method, path, duration FROM reports{where}", params)
-        return [(request_endpoint(method, path), duration) for method, path, duration in rows]
+        rows = self._db.execute(f"SELECT method, path, duration, sampler_share FROM reports{where}", params)
+        return [(request_endpoint(method, path), duration, share) for method, path, duration, share in rows]
 
     def get(self, name: str) -> Entry | None:
         row = self._db.execute(f"{_SELECT} WHERE name = ?", (name,)).fetchone()

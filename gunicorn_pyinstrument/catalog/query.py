@@ -66,6 +66,8 @@ ORDERS = {
     "method": "method",
     "label": "label",
     "samples": "samples",
+    "rate": "rate",
+    "sampler": "sampler_share",
     "name": "name",
 }
 

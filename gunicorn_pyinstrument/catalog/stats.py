@@ -1,5 +1,5 @@
 """Statistics per endpoint (``top``): how many requests, their median, 95th percentile, slowest
-and total time."""
+and total time, and the median share of the worker's CPU that the sampler engine used during them."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ class EndpointStats:
     p95: float
     max: float
     total: float
+    sampler_share: float | None = None  # median over the reports that record one
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -36,6 +37,7 @@ class EndpointStats:
             "p95": self.p95,
             "max": self.max,
             "total": self.total,
+            "sampler_share": self.sampler_share,
         }
 
 
@@ -43,18 +45,23 @@ TOP_ORDERS = ("total", "count", "p50", "p95", "max")
 
 
 def top(entries: Iterable[Entry], order: str = "total") -> list[EndpointStats]:
-    """Per endpoint (method + folded path): count, p50, p95, max and total time in seconds."""
-    return top_of(((e.endpoint, e.duration) for e in entries if e.kind == "request"), order)
+    """Per endpoint (method + folded path): count, p50, p95, max and total time in seconds, and the
+    sampler's median share."""
+    return top_of(((e.endpoint, e.duration, e.sampler_share) for e in entries if e.kind == "request"), order)
 
 
-def top_of(pairs: Iterable[tuple[str, float]], order: str = "total") -> list[EndpointStats]:
-    """:func:`top` from (endpoint, duration) pairs (:meth:`Catalog.endpoint_durations`)."""
+def top_of(rows: Iterable[tuple[str, float, float | None]], order: str = "total") -> list[EndpointStats]:
+    """:func:`top` from (endpoint, duration, sampler share) rows (:meth:`Catalog.endpoint_durations`)."""
     durations: dict[str, list[float]] = {}
-    for endpoint, duration in pairs:
+    shares: dict[str, list[float]] = {}
+    for endpoint, duration, share in rows:
         durations.setdefault(endpoint, []).append(duration)
+        if share is not None:
+            shares.setdefault(endpoint, []).append(share)
     stats = []
     for endpoint, values in durations.items():
         values.sort()
+        own = sorted(shares.get(endpoint, ()))
         stats.append(
             EndpointStats(
                 endpoint=endpoint,
@@ -63,6 +70,7 @@ def top_of(pairs: Iterable[tuple[str, float]], order: str = "total") -> list[End
                 p95=percentile(values, 0.95),
                 max=values[-1],
                 total=math.fsum(values),
+                sampler_share=percentile(own, 0.50) if own else None,
             )
         )
     stats.sort(key=lambda s: (-getattr(s, order), s.endpoint))

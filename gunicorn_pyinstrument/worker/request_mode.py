@@ -23,7 +23,7 @@ from typing import Any
 
 from ..logs import ThrottledLog, fallback_logger
 from ..processors import merge_repeats
-from ..report import OUTCOME_TIMEOUT, Report, RequestFacts, WorkerIdentity, status_code
+from ..report import OUTCOME_TIMEOUT, Report, RequestFacts, Sampling, WorkerIdentity, status_code
 from ..settings import Settings
 from .choosing import TOKEN_HEADER_UPPER, TRIGGER_TOKEN, Selector, decoded_path, header_value
 from .classes import facts_of
@@ -47,7 +47,7 @@ def async_mode_for(worker: Any) -> AsyncMode:
 def make_engine(settings: Settings, worker: Any) -> Engine:
     greenlets = facts_of(worker).greenlets
     if settings.engine == "sampler":
-        return SamplerEngine(settings.interval, greenlets)
+        return SamplerEngine(settings.interval, greenlets, settings.max_overhead)
     return PyinstrumentEngine(settings.interval, async_mode_for(worker), greenlets)
 
 
@@ -204,16 +204,24 @@ class RequestMode:
             self.log.error("stop", "could not stop a profiler")
             return
         try:
+            sampling = self.engine.sampling(active.handle, session, duration)
             if resp is not None:
                 status = status_code(getattr(resp, "status", None))
             # No status means the app raised before responding: gunicorn answers 500.
-            report = self._report(active, status if status is not None else 500, duration, session)
+            status = status if status is not None else 500
+            report = self._report(active, status, duration, session, sampling)
             self.writer.submit(report, session)
         except Exception:
             self.log.error("report", "could not hand a profile to the writer")
 
     def _report(
-        self, active: Active, status: int | None, duration: float, session: Any, outcome: str = ""
+        self,
+        active: Active,
+        status: int | None,
+        duration: float,
+        session: Any,
+        sampling: Sampling,
+        outcome: str = "",
     ) -> Report:
         facts = RequestFacts(
             method=active.method,
@@ -234,6 +242,7 @@ class RequestMode:
             formats=self.settings.formats,
             samples=int(getattr(session, "sample_count", 0)),
             interval=self.settings.interval,
+            sampling=sampling,
         )
 
     # --- front-end: gunicorn's pre_request / post_request hooks ---
@@ -301,7 +310,8 @@ class RequestMode:
             try:
                 session = self.engine.stop(active.handle)
                 session.frame_records = merge_repeats(session.frame_records)
-                report = self._report(active, None, duration, session, OUTCOME_TIMEOUT)
+                sampling = self.engine.sampling(active.handle, session, duration)
+                report = self._report(active, None, duration, session, sampling, OUTCOME_TIMEOUT)
                 self.writer.write(report, session)  # synchronously: the process dies within a second
                 written += 1
             except Exception:

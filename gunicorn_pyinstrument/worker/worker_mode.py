@@ -27,7 +27,7 @@ from typing import Any
 
 from ..aggregate import StackAggregate, worker_root
 from ..logs import ThrottledLog
-from ..report import Report, WindowFacts, WorkerIdentity
+from ..report import Report, Sampling, WindowFacts, WorkerIdentity
 from ..settings import Settings
 from .classes import facts_of
 from .engines import Engine, PyinstrumentEngine, SamplerEngine
@@ -42,7 +42,7 @@ _request_capture: ContextVar[Any] = ContextVar("gunicorn_pyinstrument_window_req
 class WorkerMode:
     def __init__(self, settings: Settings, worker: Any, writer: Writer, log: ThrottledLog) -> None:
         self.engine: Engine = (
-            SamplerEngine(settings.interval)
+            SamplerEngine(settings.interval, max_overhead=settings.max_overhead)
             if settings.engine == "sampler"
             else PyinstrumentEngine(settings.interval, "disabled")
         )
@@ -61,6 +61,9 @@ class WorkerMode:
         self._window_t0 = 0.0
         self._segment: Any = None
         self._segment_t0 = 0.0
+        # At the window's start: the engine's CPU and samples (None: pyinstrument's), the worker's CPU.
+        self._usage0: tuple[float, int] | None = None
+        self._process0 = 0.0
 
     @property
     def window_open(self) -> bool:
@@ -87,6 +90,8 @@ class WorkerMode:
     def _open_window(self, wall: float | None = None, monotonic: float | None = None) -> None:
         self._window_started = time.time() if wall is None else wall
         self._window_t0 = time.monotonic() if monotonic is None else monotonic
+        self._usage0 = self.engine.usage()
+        self._process0 = time.process_time()
         if not self.per_request:
             self._start_segment()
 
@@ -112,6 +117,7 @@ class WorkerMode:
         started = self._window_started or time.time()
         closed_wall, closed = time.time(), time.monotonic()
         duration = closed - self._window_t0
+        usage0, usage, process = self._usage0, self.engine.usage(), time.process_time() - self._process0
         with self._lock:
             aggregate = self._aggregate
             self._aggregate = StackAggregate(worker_root(self.identity.pid))
@@ -131,12 +137,33 @@ class WorkerMode:
                 formats=self.settings.formats,
                 samples=aggregate.samples,
                 interval=self.settings.interval,
+                sampling=self._sampling(aggregate.samples, duration, usage0, usage, process),
             )
             if now:
                 self.writer.write(report, session)
                 self.windows_written += 1
             elif self.writer.submit(report, session):
                 self.windows_written += 1
+
+    def _sampling(
+        self,
+        samples: int,
+        duration: float,
+        start: tuple[float, int] | None,
+        end: tuple[float, int] | None,
+        process: float,
+    ) -> Sampling:
+        """The window's rate and the sampler's cost over it, from the engine's counters at both ends."""
+        if start is None or end is None or duration <= 0:  # pyinstrument's engine
+            return Sampling(rate=samples / duration if duration > 0 else None)
+        cpu = max(0.0, end[0] - start[0])
+        budget = self.settings.max_overhead
+        return Sampling(
+            rate=(end[1] - start[1]) / duration,
+            cpu=cpu,
+            share=cpu / process if process > 0 else None,
+            over_budget=None if budget is None else cpu > budget * duration,
+        )
 
     def close(self, timeout: float = 10.0) -> None:
         """At worker exit: the last window, then the writer."""

@@ -18,8 +18,10 @@ from support import (
     get,
     get_many,
     metadata_records,
+    needs_clean_gthread_recycling,
     profiling_env,
     report_functions,
+    skip_unless_gthread_recycles_cleanly,
     spool_files,
 )
 
@@ -37,6 +39,8 @@ def jobs_left(directory) -> list[str]:
 
 @pytest.mark.parametrize("worker", list(WORKERS))
 def test_max_requests_recycles_without_losing_reports(gunicorn, report_dir, worker):
+    if worker == "gthread":
+        skip_unless_gthread_recycles_cleanly()
     env = profiling_env(report_dir, FORMATS="session")
     server = gunicorn(
         "-c", CONFIG_FILE, *WORKERS[worker], "-w", "1", "--max-requests", "5", FLASK_APP, env=env
@@ -57,6 +61,7 @@ def test_max_requests_recycles_without_losing_reports(gunicorn, report_dir, work
         assert [sum(r["pid"] == pid for r in records) for pid in booted] == [5, 5, 5, 2]
 
 
+@needs_clean_gthread_recycling
 def test_hup_reload_keeps_every_report(gunicorn, report_dir):
     env = profiling_env(report_dir, FORMATS="session,text")
     server = gunicorn("-c", CONFIG_FILE, "-k", "gthread", "--threads", "2", "-w", "2", FLASK_APP, env=env)

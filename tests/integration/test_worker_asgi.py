@@ -3,7 +3,14 @@ profiles each HTTP request, an asyncio task, in strict mode; lifespan and WebSoc
 
 from __future__ import annotations
 
-from support import CONFIG_FILE, ENV_PREFIX, profiling_env
+from support import (
+    ASGI_WORKER_LACKS,
+    ASGI_WORKER_TESTED,
+    CONFIG_FILE,
+    ENV_PREFIX,
+    needs_gunicorn,
+    profiling_env,
+)
 
 from .worker_checks import (
     ASGI_ANSWERS,
@@ -12,6 +19,8 @@ from .worker_checks import (
     check_plugin_off_changes_nothing,
     check_token_trigger,
 )
+
+pytestmark = needs_gunicorn(ASGI_WORKER_TESTED, ASGI_WORKER_LACKS)
 
 FASTAPI_APP = "tests.apps.fastapi_app:app"
 WORKER = ["-k", "asgi", "-w", "1"]

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support import CONFIG_FILE, GunicornFactory
+from support import CONFIG_FILE, FLASK_APP, GunicornFactory
 
 from gunicorn_pyinstrument import settings as S
 
@@ -69,6 +69,7 @@ CASES = [
     Case("dir", "blank", "   "),
     Case("dir", "not-a-directory", "{file}"),
     Case("dir", "not-creatable", "{file}/reports"),
+    Case("dir", "url", "s3://fleet-reports/prod"),
     Case("formats", "empty", ""),
     Case("formats", "word", "html,pdf"),
     Case("formats", "syntax", "session,,html"),
@@ -111,6 +112,10 @@ CASES = [
     Case("mode", "word", "thread"),
     Case("engine", "empty", ""),
     Case("engine", "word", "cprofile"),
+    Case("max_overhead", "empty", ""),
+    Case("max_overhead", "type", "cheap"),
+    Case("max_overhead", "range-low", "0%"),
+    Case("max_overhead", "range-high", "101%"),
     Case("flush_interval", "empty", ""),
     Case("flush_interval", "type", "often"),
     Case("flush_interval", "range-low", "0.5"),
@@ -228,3 +233,31 @@ def test_start_up_failures_are_quick(outcomes: dict[str, Outcome]) -> None:
     times = sorted(o.seconds for o in outcomes.values())
     median = times[len(times) // 2]
     assert median < 1.5, times
+
+
+def test_a_url_as_the_directory_points_to_upload_and_creates_nothing(gunicorn, tmp_path: Path) -> None:
+    """``DIR=s3://...`` is what a user tries first for a bucket: refused, never a directory ``s3:``."""
+    env = {S.PREFIX: "1", DECLS["dir"].env: "s3://fleet-reports/prod"}
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    result = gunicorn.run("-c", CONFIG_FILE, "-w", "1", FLASK_APP, env=env, cwd=cwd, timeout=20)
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.splitlines()
+    assert f"set {DECLS['upload'].env}=s3://BUCKET/PREFIX to upload reports" in line, line
+    assert list(cwd.iterdir()) == []
+
+
+def test_a_misspelt_variable_stops_gunicorn_naming_the_nearest_setting(gunicorn, tmp_path: Path) -> None:
+    """Without the check, SAMPLERATE (no underscore) would profile every request, silently."""
+    reports = tmp_path / "reports"
+    env = {S.PREFIX: "1", DECLS["dir"].env: str(reports), f"{S.PREFIX}_SAMPLERATE": "0.01"}
+    started = time.monotonic()
+    result = gunicorn.run("-c", CONFIG_FILE, "-w", "2", APP, env=env, timeout=20)
+    assert result.returncode == 2, result.stderr
+    assert time.monotonic() - started < QUICK_SECONDS
+    assert result.stderr.splitlines() == [
+        f"gunicorn-pyinstrument: error: {S.PREFIX}_SAMPLERATE is not a setting: "
+        f"did you mean {DECLS['sample_rate'].env}?"
+    ]
+    assert "0.01" not in result.stderr  # a misspelt token must not be echoed either
+    assert result.stdout == "" and not reports.exists()

@@ -22,8 +22,10 @@ from support import (
     Load,
     check_report_directory,
     get,
+    needs_clean_gthread_recycling,
     profiling_env,
     records_by_path,
+    skip_unless_gthread_recycles_cleanly,
 )
 
 APP = "tests.apps.reliability_app:app"
@@ -118,6 +120,8 @@ def test_stop_under_load(gunicorn, report_dir, worker, sig):
 @pytest.mark.parametrize("worker", list(WORKERS))
 def test_max_requests_under_load(gunicorn, report_dir, worker):
     """Each worker is replaced after 10 requests while 6 clients keep sending."""
+    if worker == "gthread":
+        skip_unless_gthread_recycles_cleanly()
     args = [*WORKERS[worker], "-w", "2", "--max-requests", "10"]
     server = gunicorn("-c", CONFIG_FILE, *args, APP, env=profiling_env(report_dir, FORMATS="session"))
     with Load(server.url, threads=6, limit=100) as load:
@@ -132,6 +136,7 @@ def test_max_requests_under_load(gunicorn, report_dir, worker):
     assert len({r[0]["pid"] for r in records.values()}) >= 6
 
 
+@needs_clean_gthread_recycling
 def test_hup_reload_under_load(gunicorn, report_dir):
     """Two reloads while 6 clients keep sending: every old worker finishes and flushes its reports."""
     args = [*WORKERS["gthread"], "-w", "2"]

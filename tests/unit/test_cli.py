@@ -19,7 +19,7 @@ from pyinstrument.session import Session
 from gunicorn_pyinstrument import cli
 from gunicorn_pyinstrument.directory import METADATA_SUFFIX
 from gunicorn_pyinstrument.logs import ThrottledLog
-from gunicorn_pyinstrument.report import Report, RequestFacts, WorkerIdentity
+from gunicorn_pyinstrument.report import Report, RequestFacts, Sampling, WorkerIdentity
 from gunicorn_pyinstrument.worker.writer import Writer
 
 T0 = 1_764_000_000.0
@@ -64,6 +64,7 @@ def write(
     duration: float = 0.05,
     label: str | None = None,
     method: str = "GET",
+    sampling: Sampling | None = None,
 ) -> str:
     worker = WorkerIdentity(pid=77, age=1, worker_class="SyncWorker", hostname="web-1", instance="abcdef")
     facts = RequestFacts(method, path, status, start, duration, "sample")
@@ -75,6 +76,7 @@ def write(
         ("session",),
         session.sample_count,
         0.0005,
+        sampling or Sampling(rate=session.sample_count / duration),
     )
     Writer(str(directory), 0o600, 4, ThrottledLog(logging.getLogger("test"))).write(report, session)
     return report.name
@@ -82,17 +84,44 @@ def write(
 
 @pytest.fixture
 def reports(tmp_path, sessions) -> tuple[Path, list[str]]:
-    """Six reports: v1 (fast) and v2 (slow) on two endpoints, one 500."""
+    """Six reports: v1 (fast) and v2 (slow) on two endpoints, one 500; v2 with the sampler's cost."""
     directory = tmp_path / "reports"
+
+    def cost(share: float) -> Sampling:
+        return Sampling(rate=95.0, cpu=share / 10, share=share)
+
     names = [
         write(directory, sessions["fast"], path="/users/1", start=T0, duration=0.010, label="v1"),
         write(directory, sessions["fast"], path="/users/22", start=T0 + 1, duration=0.020, label="v1"),
         write(directory, sessions["fast"], path="/orders", start=T0 + 2, duration=0.030, label="v1"),
-        write(directory, sessions["slow"], path="/users/333", start=T0 + 3, duration=0.040, label="v2"),
         write(
-            directory, sessions["slow"], path="/orders", start=T0 + 4, duration=0.050, label="v2", status=500
+            directory,
+            sessions["slow"],
+            path="/users/333",
+            start=T0 + 3,
+            duration=0.040,
+            label="v2",
+            sampling=cost(0.004),
         ),
-        write(directory, sessions["slow"], path="/users/4", start=T0 + 5, duration=0.060, label="v2"),
+        write(
+            directory,
+            sessions["slow"],
+            path="/orders",
+            start=T0 + 4,
+            duration=0.050,
+            label="v2",
+            status=500,
+            sampling=cost(0.02),
+        ),
+        write(
+            directory,
+            sessions["slow"],
+            path="/users/4",
+            start=T0 + 5,
+            duration=0.060,
+            label="v2",
+            sampling=cost(0.008),
+        ),
     ]
     return directory, names
 
@@ -277,6 +306,11 @@ def test_list_json_matches_the_records(reports):
             "label",
             "pid",
             "samples",
+            "interval",
+            "rate",
+            "sampler_cpu",
+            "sampler_share",
+            "over_budget",
             "files",
         ):
             assert item[key] == record[key], key
@@ -336,13 +370,46 @@ def test_top_figures(reports):
         "p95": 0.060,
         "max": 0.060,
         "total": pytest.approx(sum(users)),
+        "sampler_share": 0.004,  # the median (nearest rank) of those that record one: 0.4 % and 0.8 %
     }
     assert stats["GET /orders"]["count"] == 2
     assert (stats["GET /orders"]["p50"], stats["GET /orders"]["max"]) == (0.030, 0.050)
     status, out = run("--dir", str(directory), "top", "--sort", "p95", "--limit", "1")
     header, row = out.splitlines()
-    assert header.split() == ["endpoint", "count", "p50", "ms", "p95", "ms", "max", "ms", "total", "s"]
-    assert row.split() == ["GET", "/users/{n}", "4", "20.0", "60.0", "60.0", "0.130"]
+    assert header.split() == [
+        "endpoint",
+        "count",
+        "p50",
+        "ms",
+        "p95",
+        "ms",
+        "max",
+        "ms",
+        "total",
+        "s",
+        "sampler",
+        "%",
+    ]
+    assert row.split() == ["GET", "/users/{n}", "4", "20.0", "60.0", "60.0", "0.130", "0.40"]
+    status, out = run("--dir", str(directory), "top", "--label", "v1")
+    assert [row.split()[-1] for row in out.splitlines()[1:]] == ["-", "-"]  # nothing recorded
+
+
+def test_records_without_the_sampling_fields_read_as_null(reports):
+    """Records written before the sampling was recorded: listed, with nulls."""
+    directory, names = reports
+    path = directory / (names[0] + METADATA_SUFFIX)
+    record = json.loads(path.read_text())
+    for key in ("interval", "rate", "sampler_cpu", "sampler_share", "over_budget"):
+        del record[key]
+    path.write_text(json.dumps(record))
+    status, out = run("--dir", str(directory), "list", "--json", "--ascending", "--limit", "1")
+    assert status == 0
+    item = json.loads(out)[0]
+    assert item["name"] == names[0]
+    assert [item[k] for k in ("interval", "rate", "sampler_cpu", "sampler_share", "over_budget")] == [
+        None
+    ] * 5
 
 
 # --- render ---

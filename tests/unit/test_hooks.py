@@ -106,3 +106,28 @@ def test_missing_boto3_is_one_line_naming_the_variable_and_the_extra(monkeypatch
     assert message.startswith("GUNICORN_PYINSTRUMENT_UPLOAD='s3://fleet-reports/p' needs boto3")
     assert "pip install 'gunicorn-pyinstrument[s3]'" in message and "\n" not in message
     hooks.prepare_upload(S.load({}))  # nothing to check without an upload
+
+
+def test_startup_stops_on_an_unknown_variable_with_one_line(capsys, tmp_path):
+    env = {SWITCH: "1", ENV["dir"]: str(tmp_path / "reports"), "GUNICORN_PYINSTRUMENT_SAMPLERATE": "0.01"}
+    with pytest.raises(SystemExit) as info:
+        hooks.startup(env)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "gunicorn-pyinstrument: error: GUNICORN_PYINSTRUMENT_SAMPLERATE is not a setting: "
+        "did you mean GUNICORN_PYINSTRUMENT_SAMPLE_RATE?\n"
+    )
+    assert not (tmp_path / "reports").exists()
+
+
+def test_startup_refuses_a_url_as_the_directory_and_creates_nothing(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        hooks.startup({SWITCH: "1", ENV["dir"]: "s3://fleet-reports/prod"})
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(
+        "gunicorn-pyinstrument: error: GUNICORN_PYINSTRUMENT_DIR='s3://fleet-reports/prod'"
+    )
+    assert ENV["upload"] in line
+    assert list(tmp_path.iterdir()) == []

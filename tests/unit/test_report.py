@@ -213,7 +213,8 @@ def test_utc_stamp_microsecond_rollover(epoch, stamp):
 @given(MICROS)
 def test_iso_time_is_parseable_and_agrees(us):
     expected = datetime.fromtimestamp(us // 10**6, timezone.utc).replace(microsecond=us % 10**6)
-    assert datetime.fromisoformat(iso_time(us / 1e6)) == expected
+    # Python 3.10 reads no "Z" suffix; every later Python does.
+    assert datetime.fromisoformat(iso_time(us / 1e6).replace("Z", "+00:00")) == expected
 
 
 # --- status codes ---
@@ -283,8 +284,14 @@ def test_metadata_has_the_documented_keys_and_no_request_details():
         "worker",
         "samples",
         "interval",
+        "rate",
+        "sampler_cpu",
+        "sampler_share",
+        "over_budget",
         "files",
     }
+    # Nothing measured: the sampling fields are null.
+    assert [meta[k] for k in ("rate", "sampler_cpu", "sampler_share", "over_budget")] == [None] * 4
     # Nothing from the request beyond method and path unless the user opted in.
     assert meta["query"] is None and meta["headers"] == {}
     assert set(meta["worker"]) == {"age", "class", "instance"}

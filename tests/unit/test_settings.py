@@ -58,6 +58,14 @@ def test_sampler_engine_defaults_to_100_hz_unless_the_interval_is_set():
     assert load({"GUNICORN_PYINSTRUMENT_ENGINE": "pyinstrument"}).interval == 0.001
 
 
+def test_max_overhead_is_a_percentage_or_off():
+    assert load({}).max_overhead == 0.01
+    assert load({ENV["max_overhead"]: "0.5%"}).max_overhead == pytest.approx(0.005)
+    assert load({ENV["max_overhead"]: " 5 "}).max_overhead == pytest.approx(0.05)
+    assert load({ENV["max_overhead"]: "100%"}).max_overhead == 1.0
+    assert load({ENV["max_overhead"]: "OFF"}).max_overhead is None
+
+
 def test_load_reads_os_environ_when_no_mapping_given(monkeypatch, tmp_path):
     monkeypatch.setenv(SWITCH, "on")
     monkeypatch.setenv(ENV["dir"], str(tmp_path))
@@ -109,6 +117,12 @@ BAD_VALUES: list[tuple[str, str]] = [
     ("interval", "1.5"),
     ("interval", "nan"),
     ("interval", "inf"),
+    ("max_overhead", ""),
+    ("max_overhead", "0%"),
+    ("max_overhead", "101%"),
+    ("max_overhead", "-1"),
+    ("max_overhead", "cheap"),
+    ("max_overhead", "1%%"),
     ("sample_rate", ""),
     ("sample_rate", "half"),
     ("sample_rate", "-0.01"),
@@ -308,6 +322,109 @@ def test_dir_is_made_absolute(tmp_path, monkeypatch):
     assert load({ENV["dir"]: "reports/x"}).dir == str(tmp_path / "reports" / "x")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert load({ENV["dir"]: "~/prof"}).dir == str(tmp_path / "home" / "prof")
+
+
+@pytest.mark.parametrize(
+    "url", ["s3://fleet-reports/prod", "S3://bucket", "  s3://bucket/p", "file:///tmp/reports", "https://x/y"]
+)
+def test_a_url_is_not_a_directory_and_points_to_upload(url, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    message = error_for(ENV["dir"], url)
+    assert_one_line(message)
+    assert message.startswith(f"{ENV['dir']}={url!r} is not valid (a URL, not a directory: "), message
+    assert f"set {ENV['upload']}=s3://BUCKET/PREFIX to upload reports" in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_path_with_a_colon_is_still_a_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load({ENV["dir"]: "reports/s3:x"}).dir == str(tmp_path / "reports" / "s3:x")
+    assert load({ENV["dir"]: "./s3://x"}).dir == str(tmp_path / "s3:" / "x")  # spelt as a path on purpose
+
+
+def test_the_spool_beside_an_upload_is_still_a_directory(tmp_path):
+    settings = load({ENV["upload"]: "s3://fleet-reports/prod", ENV["dir"]: str(tmp_path / "spool")})
+    assert settings.dir == str(tmp_path / "spool") and str(settings.upload) == "s3://fleet-reports/prod"
+
+
+# --- unknown variables with our prefix ---
+
+
+@pytest.mark.parametrize(
+    ("name", "nearest"),
+    [
+        ("GUNICORN_PYINSTRUMENT_SAMPLERATE", "GUNICORN_PYINSTRUMENT_SAMPLE_RATE"),
+        ("GUNICORN_PYINSTRUMENT_sample_rate", "GUNICORN_PYINSTRUMENT_SAMPLE_RATE"),
+        ("GUNICORN_PYINSTRUMENT_FORMAT", "GUNICORN_PYINSTRUMENT_FORMATS"),
+        ("GUNICORN_PYINSTRUMENT_MIN_DURATON", "GUNICORN_PYINSTRUMENT_MIN_DURATION"),
+        ("GUNICORN_PYINSTRUMENT_UPLOAD_URL", "GUNICORN_PYINSTRUMENT_UPLOAD"),
+        ("GUNICORN_PYINSTRUMENT_ENDPOINT_URL", "GUNICORN_PYINSTRUMENT_S3_ENDPOINT_URL"),
+        ("GUNICORN_PYINSTRUMENT_MAXREPORTS", "GUNICORN_PYINSTRUMENT_MAX_REPORTS"),
+        ("GUNICORN_PYINSTRUMENT_ENABLED", "GUNICORN_PYINSTRUMENT"),
+        ("GUNICORN_PYINSTRUMENT_ON", "GUNICORN_PYINSTRUMENT"),
+        ("GUNICORN_PYINSTRUMENT_", "GUNICORN_PYINSTRUMENT"),
+    ],
+)
+def test_an_unknown_variable_is_one_line_naming_it_and_the_nearest_setting(name, nearest):
+    message = error_for(name, "0.01")
+    assert message == f"{name} is not a setting: did you mean {nearest}?"
+
+
+def test_an_unknown_variable_never_shows_its_value():
+    secret = "a-misspelt-token-0123456789"
+    message = error_for("GUNICORN_PYINSTRUMENT_TOKN", secret)
+    assert secret not in message and message.endswith(f"did you mean {ENV['token']}?")
+
+
+def test_several_unknown_variables_name_the_first_and_count_the_others():
+    with pytest.raises(SettingError) as info:
+        load(
+            {
+                "GUNICORN_PYINSTRUMENT_ZZZ": "1",
+                "GUNICORN_PYINSTRUMENT_LABLE": "v1",
+                "GUNICORN_PYINSTRUMENT_B": "",
+            }
+        )
+    assert str(info.value).startswith(
+        "GUNICORN_PYINSTRUMENT_B is not a setting (2 more unknown): did you mean "
+    )
+
+
+def test_an_unknown_name_comes_before_any_bad_value():
+    with pytest.raises(SettingError, match=r"^GUNICORN_PYINSTRUMENT_SAMPLERATE is not a setting"):
+        load({ENV["sample_rate"]: "2", "GUNICORN_PYINSTRUMENT_SAMPLERATE": "1"})
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "GUNICORN_PYINSTRUMENTX",
+        "GUNICORN_CMD_ARGS",
+        "MY_GUNICORN_PYINSTRUMENT_DIR",
+        "gunicorn_pyinstrument_x",
+    ],
+)
+def test_other_variables_are_not_ours(name):
+    assert load({name: "anything"}) == load({})
+
+
+def test_every_declared_variable_is_known():
+    every = {decl.env: decl.default or "" for decl in DECLS.values()}
+    every[ENV["base_config"]] = ""  # the default is unset; a path would have to exist
+    assert S.unknown_variables(every) == []
+    load(every)
+
+
+def test_unknown_names_in_the_process_environment(monkeypatch):
+    monkeypatch.setenv("GUNICORN_PYINSTRUMENT_SAMPLERATE", "0.01")
+    with pytest.raises(SettingError, match="did you mean GUNICORN_PYINSTRUMENT_SAMPLE_RATE"):
+        load()
+
+
+def test_the_command_line_reads_one_setting_whatever_else_is_set():
+    """The CLI reads a setting or two (load_one) from the server's environment; the server's own
+    start-up is where a misspelt name is refused."""
+    assert S.load_one("label", {"GUNICORN_PYINSTRUMENT_SAMPLERATE": "1", ENV["label"]: "v1"}) == "v1"
 
 
 # --- docs generated from the declarations ---

@@ -27,12 +27,14 @@ LIST_COLUMNS: tuple[tuple[str, str, str | None], ...] = (
     ("label", "label", "label"),
     ("worker", "worker", None),
     ("samples", "samples", "samples"),
+    ("rate", "Hz", "rate"),
+    ("sampler", "sampler %", "sampler"),
     ("files", "files", None),
     ("name", "name", "name"),
 )
-NUMERIC_COLUMNS = {"status", "duration", "samples"}
+NUMERIC_COLUMNS = {"status", "duration", "samples", "rate", "sampler"}
 #: Sort keys whose first click shows the largest (or newest) first.
-DESCENDING_FIRST = {"time", "duration", "status", "samples"}
+DESCENDING_FIRST = {"time", "duration", "status", "samples", "rate", "sampler"}
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,8 @@ def list_table(entries: list[Entry], values: Mapping[str, str], controls: ListCo
             f'<td class="label">{esc(e.label or "")}</td>'
             f'<td class="worker">{esc(e.worker)}</td>'
             f'<td class="num samples">{e.samples}</td>'
+            f'<td class="num rate">{"" if e.rate is None else f"{e.rate:.0f}"}</td>'
+            f"{_sampler_cell(e)}"
             f'<td class="files">{files}</td>'
             f'<td class="name">{esc(e.name)}</td></tr>'
         )
@@ -151,6 +155,21 @@ def list_table(entries: list[Entry], values: Mapping[str, str], controls: ListCo
         f'<table id="reports" class="list"><thead><tr>{"".join(heads)}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
+
+
+def _sampler_cell(e: Entry) -> str:
+    """The sampler's share of the worker's CPU over the report, marked when a window went over the
+    budget; empty for pyinstrument's engine and for records that do not have it."""
+    if e.sampler_share is None:
+        return '<td class="num sampler"></td>'
+    text = f"{e.sampler_share * 100:.2f}"
+    if e.over_budget:
+        return (
+            f'<td class="num sampler over-budget" title="over the budget (MAX_OVERHEAD)">'
+            f"{text} ⚠ over budget</td>"
+        )
+    title = f"{e.sampler_cpu * 1000:.1f} ms of the sampler's CPU" if e.sampler_cpu is not None else ""
+    return f'<td class="num sampler" title="{esc(title)}">{text}</td>'
 
 
 def _format_rank(fmt: str) -> int:

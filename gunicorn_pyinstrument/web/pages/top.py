@@ -31,7 +31,8 @@ def top_page(cat: Catalog, params: Mapping[str, str], base: Query) -> Response:
         return page(200, "Endpoints", "".join(parts), values)
     parts.append(
         '<p class="note">Per endpoint (method and path, ids folded): time in milliseconds, total in '
-        "seconds. An endpoint opens its reports merged into one profile.</p>"
+        "seconds; with the sampler engine, its median share of the worker's CPU. An endpoint opens "
+        "its reports merged into one profile.</p>"
     )
     heads = ['<th class="name">endpoint</th>']
     for key, text in (
@@ -45,6 +46,7 @@ def top_page(cat: Catalog, params: Mapping[str, str], base: Query) -> Response:
         aria = ' aria-sort="descending"' if key == sort else ""
         href = link("/top", {**values, "sort": key})
         heads.append(f'<th data-sort="{key}"{aria}><a class="sort" href="{esc(href)}">{text}{arrow}</a></th>')
+    heads.append("<th title=\"the sampler's median share of the worker's CPU\">sampler %</th>")
     heads.append("<th></th>")
     rows = []
     others = {k: v for k, v in values.items() if k != "endpoint"}
@@ -56,6 +58,7 @@ def top_page(cat: Catalog, params: Mapping[str, str], base: Query) -> Response:
             f'<a class="merge" href="{esc(merge)}">{esc(s.endpoint)}</a></td>'
             f"<td>{s.count}</td><td>{s.p50 * 1000:.1f}</td><td>{s.p95 * 1000:.1f}</td>"
             f"<td>{s.max * 1000:.1f}</td><td>{s.total:.3f}</td>"
+            f'<td class="sampler">{"" if s.sampler_share is None else f"{s.sampler_share * 100:.2f}"}</td>'
             f'<td><a class="reports" href="{esc(listing)}">reports</a></td></tr>'
         )
     parts.append(

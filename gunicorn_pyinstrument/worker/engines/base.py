@@ -5,6 +5,8 @@ from __future__ import annotations
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ...report import Sampling
+
 if TYPE_CHECKING:
     from pyinstrument.session import Session
 
@@ -27,3 +29,11 @@ class Engine(Protocol):
 
     def discard(self, handle: Any) -> None:
         """Stop and throw the capture away; never raises."""
+
+    def sampling(self, handle: Any, session: Session, duration: float) -> Sampling:
+        """How a stopped capture was sampled over the report's ``duration``: its rate, and the
+        engine's cost over its span."""
+
+    def usage(self) -> tuple[float, int] | None:
+        """The engine's own CPU seconds and samples so far (None: it has no thread of its own), for
+        the cost of a per-worker window."""

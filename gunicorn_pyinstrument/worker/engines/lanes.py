@@ -22,7 +22,6 @@ import functools
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, ClassVar
 
@@ -30,37 +29,95 @@ from .frames import cached_identifier, stack_of, stack_until, thread_root
 from .handover import Job
 
 AWAIT = "[await]"
+#: Where a thread only waits for its own job, by the ids of their code objects (functions of the
+#: standard library, alive for good): a code object is hashed afresh on every set lookup.
 _WAITS = frozenset(
-    {
+    id(code)
+    for code in (
         threading.Condition.wait.__code__,
         threading.Event.wait.__code__,
         concurrent.futures.Future.result.__code__,
         concurrent.futures.wait.__code__,
-    }
+    )
 )
 
 
-@dataclass(eq=False)
 class Capture:
-    """What is recorded for one request, or for every thread of the worker (``ident`` None)."""
+    """What is recorded for one request, or for every thread of the worker (``ident`` None).
 
-    ident: int | None
-    description: str
-    start_call_stack: list[str]
-    coroutine: Any = None  # a request on an event loop: the app's coroutine, for its await chain
-    prefix: list[str] = field(default_factory=list)  # ... and the stack down to where it is awaited
-    greenlet: Any = None  # a request on a greenlet
-    started_at: float = field(default_factory=time.time)
-    t0: float = field(default_factory=time.perf_counter)
-    last: dict[int, float] = field(default_factory=dict)
-    records: list[tuple[list[str], float]] = field(default_factory=list)
-    active: bool = True
-    jobs: dict[int, Job] = field(default_factory=dict)  # running, by id
-    finished: list[Job] = field(default_factory=list)  # ended since the previous tick
-    frames: list[FrameType] = field(default_factory=list)  # on the loop's stack: the request runs
-    handed_over: bool = False  # work went to a pool: its patched entry points are in the stacks
+    Built for every sampled request, most of which are then dropped as shorter than MIN_DURATION,
+    so building one is on the request path: a class with slots, and the stack the request was
+    started from (``start_call_stack``) is only walked when a session is made, from ``caller``."""
+
+    __slots__ = (
+        "_start_call_stack",
+        "active",
+        "caller",
+        "coroutine",
+        "cpu0",
+        "description",
+        "finished",
+        "frames",
+        "greenlet",
+        "handed_over",
+        "ident",
+        "jobs",
+        "last",
+        "prefix",
+        "process0",
+        "records",
+        "root",
+        "started_at",
+        "t0",
+        "ticks",
+    )
 
     wants_handover_stack: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        ident: int | None,
+        description: str,
+        caller: FrameType | None = None,
+        start_call_stack: list[str] | None = None,
+    ) -> None:
+        self.ident = ident
+        self.description = description
+        # The frame start() was called from (gunicorn's request handler): kept, not walked, until a
+        # session is made; dropped then, or when the capture is discarded, so that its locals are
+        # not kept alive by a capture something still holds.
+        self.caller = caller
+        self._start_call_stack = start_call_stack
+        self.coroutine: Any = None  # a request on an event loop: the app's coroutine, for its await chain
+        self.prefix: list[str] = []  # ... and the stack down to where it is awaited
+        self.greenlet: Any = None  # a request on a greenlet
+        self.root: str | None = None  # the thread's root identifier, once known
+        self.started_at = time.time()
+        self.t0 = time.perf_counter()
+        self.cpu0 = 0.0  # the sampler thread's CPU seconds at the start (SamplerEngine.start)
+        self.process0 = 0.0  # the worker's CPU seconds at the start
+        self.ticks = 0  # ticks of the sampler that saw this capture
+        self.last: dict[int, float] = {}
+        self.records: list[tuple[list[str], float]] = []
+        self.active = True
+        self.jobs: dict[int, Job] = {}  # running, by id
+        self.finished: list[Job] = []  # ended since the previous tick
+        self.frames: list[FrameType] = []  # on the loop's stack: the request runs
+        self.handed_over = False  # work went to a pool: its patched entry points are in the stacks
+
+    def thread_root(self) -> str:
+        root = self.root
+        if root is None:
+            root = self.root = thread_root(self.ident or 0)
+        return root
+
+    @property
+    def start_call_stack(self) -> list[str]:
+        stack = self._start_call_stack
+        if stack is None:
+            stack = self._start_call_stack = stack_of(self.caller, self.thread_root())
+            self.caller = None
+        return stack
 
     def job_started(self, job: Job) -> None:
         self.handed_over = True
@@ -76,6 +133,7 @@ def tick(capture: Capture, frames: dict[int, FrameType], now: float, loop_stack:
     captures running on it (computed once per loop and tick)."""
     ident = capture.ident
     assert ident is not None
+    capture.ticks += 1
     previous = capture.last.get(ident, capture.t0)
     capture.last[ident] = now
     dt = now - previous
@@ -90,20 +148,21 @@ def tick(capture: Capture, frames: dict[int, FrameType], now: float, loop_stack:
     elif capture.greenlet is not None:
         gr_frame = capture.greenlet.gr_frame
         if gr_frame is None:  # running: its frames are its thread's
-            working.append(stack_of(frames.get(ident), thread_root(ident)))
+            working.append(stack_of(frames.get(ident), capture.thread_root()))
         else:
-            waiting.append([*stack_of(gr_frame, thread_root(ident)), AWAIT])
+            waiting.append([*stack_of(gr_frame, capture.thread_root()), AWAIT])
     else:
         frame = frames.get(ident)
         if frame is not None:
-            (waiting if frame.f_code in _WAITS else working).append(stack_of(frame, thread_root(ident)))
+            stack = stack_of(frame, capture.thread_root())
+            (waiting if id(frame.f_code) in _WAITS else working).append(stack)
     for job in list(capture.jobs.values()):
         frame = frames.get(job.ident)
         own = stack_until(frame, job.frame) if frame is not None and job.frame is not None else None
         if own is None:  # the pool thread has moved on to other work already
             continue
         job.last_stack = job.handover + own
-        (waiting if frame is not None and frame.f_code in _WAITS else working).append(job.last_stack)
+        (waiting if frame is not None and id(frame.f_code) in _WAITS else working).append(job.last_stack)
     lanes = working or waiting
     if not lanes:
         lanes = [capture.prefix + await_chain(capture.coroutine) + [AWAIT]]

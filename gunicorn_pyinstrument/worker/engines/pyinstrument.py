@@ -17,6 +17,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, Literal
 
 from ...processors import collapse_out_of_context
+from ...report import Sampling
 from . import handover
 from .frames import below_tasks, function_key, stack_of, thread_root
 from .graft import graft, job_records
@@ -136,6 +137,13 @@ class PyinstrumentEngine:
             records = collapse_out_of_context(records)
         session.frame_records = records
         return session
+
+    def sampling(self, handle: Any, session: Session, duration: float) -> Sampling:
+        """The rate only: pyinstrument's work is done in the profiled thread, on every call."""
+        return Sampling(rate=session.sample_count / duration if duration > 0 else None)
+
+    def usage(self) -> None:
+        return None
 
     def discard(self, handle: Any) -> None:
         try:

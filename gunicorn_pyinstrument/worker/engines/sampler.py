@@ -26,6 +26,7 @@ import time
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from ...report import Sampling
 from . import handover
 from .frames import stack_of, thread_root
 from .lanes import Capture, tick
@@ -49,6 +50,13 @@ def _original(module: str, name: str) -> Any:
 
 #: With no capture for this long, the sampler thread stops waking until the next one starts.
 IDLE_PARK_SECONDS = 1.0
+#: The budget (MAX_OVERHEAD) is checked, and the interval set again, this often.
+ADJUST_SECONDS = 0.25
+#: The longest interval the budget can set (10 Hz), unless INTERVAL is longer.
+FLOOR_INTERVAL = 0.1
+#: The share of the budget the interval is set to use: a period's cost is estimated from the
+#: previous one, and the margin takes up the difference.
+BUDGET_TARGET = 0.9
 
 
 class SamplerEngine:
@@ -57,12 +65,27 @@ class SamplerEngine:
     it made every request that started or ended meanwhile queue behind the sampler (measured: a
     sample of 70 us of CPU then took 1.5-4 ms of wall-clock time, and the workers 6-7 % more CPU per
     request). Each dict and list operation used here is atomic under the GIL, and stop() returns a
-    copy of the records, so a sample that lands after stop() changes nothing that was returned."""
+    copy of the records, so a sample that lands after stop() changes nothing that was returned.
+
+    With ``max_overhead`` (a fraction), the sampler keeps its own CPU time under that share of the
+    wall-clock time: every ADJUST_SECONDS it divides the CPU its thread used by its wakes, and sets
+    the interval at which a wake costing that much uses the budget, between ``interval`` (the
+    fastest) and FLOOR_INTERVAL. The measure is the thread's CPU time, which is the time it holds
+    the GIL (measured: 135-193 us per sample of four busy threads, against 150-200 us of wall time
+    from taking the GIL to letting it go); the wall time from the deadline, 16-27 ms there, is
+    mostly waiting for the GIL while the request threads run, and would have pinned the rate to
+    the floor for no cost to them."""
 
     sees_every_thread = True
 
-    def __init__(self, interval: float, greenlets: bool = False) -> None:
-        self.interval = interval
+    def __init__(self, interval: float, greenlets: bool = False, max_overhead: float | None = None) -> None:
+        self.interval = interval  # asked for: the fastest
+        self.max_overhead = max_overhead
+        self.slowest = max(interval, FLOOR_INTERVAL)
+        self.current = interval  # in effect: set by the budget
+        # The sampler thread's CPU seconds and samples so far: what reports read their cost from.
+        self.cpu = 0.0
+        self.ticks = 0
         self.greenlets = greenlets  # requests are greenlets (gevent)
         self._captures: dict[int, Capture] = {}  # by id(capture)
         # Frames whose presence on an event loop's stack means that the capture's request runs:
@@ -92,8 +115,9 @@ class SamplerEngine:
         caller = sys._getframe(1)
         while caller.f_back is not None and caller.f_globals.get("__name__", "").startswith(_PACKAGE):
             caller = caller.f_back
-        capture = Capture(ident, description, stack_of(caller, thread_root(ident)))
-        capture.last[ident] = capture.t0
+        capture = Capture(ident, description, caller)
+        capture.cpu0 = self.cpu
+        capture.process0 = time.process_time()
         if coroutine is not None and frame is not None:
             capture.coroutine = coroutine
             capture.prefix = stack_of(frame, thread_root(ident))
@@ -109,12 +133,15 @@ class SamplerEngine:
 
     def start_worker(self, description: str) -> Capture:
         """Record every thread of the process (but the sampler's) until stop(): per-worker mode."""
-        capture = Capture(None, description, ["[all threads]"])
+        capture = Capture(None, description, start_call_stack=["[all threads]"])
+        capture.cpu0 = self.cpu
+        capture.process0 = time.process_time()
         self._register(capture)
         return capture
 
     def stop(self, handle: Any) -> Session:
         capture: Capture = handle
+        start_call_stack = capture.start_call_stack  # walked now: _forget() lets go of its frame
         self._forget(capture)
         now = time.perf_counter()
         if capture.finished:  # jobs that ended since the last tick: their last stretch, exactly
@@ -123,13 +150,30 @@ class SamplerEngine:
         # A copy: a sample already under way may still append to the capture's own list. Taken
         # before the clock is read, so no sample in it ends after the session does.
         records = list(capture.records)
-        return self._session(capture, records, now)
+        return self._session(capture, records, now, start_call_stack)
 
     def discard(self, handle: Any) -> None:
         self._forget(handle)
 
+    def sampling(self, handle: Any, session: Session, duration: float) -> Sampling:
+        """A stopped capture's rate, and the sampler thread's CPU over its span: all of it, whatever
+        else it sampled meanwhile, against all the worker's CPU."""
+        capture: Capture = handle
+        cpu = max(0.0, self.cpu - capture.cpu0)
+        worker = time.process_time() - capture.process0
+        return Sampling(
+            rate=capture.ticks / duration if duration > 0 else None,
+            cpu=cpu,
+            share=cpu / worker if worker > 0 else None,
+        )
+
+    def usage(self) -> tuple[float, int]:
+        """The sampler thread's CPU seconds and its samples so far."""
+        return self.cpu, self.ticks
+
     def _forget(self, capture: Capture) -> None:
         capture.active = False
+        capture.caller = None
         self._captures.pop(id(capture), None)
         for frame in capture.frames:
             self._frame_owner.pop(frame, None)
@@ -182,8 +226,10 @@ class SamplerEngine:
     def _run(self) -> None:
         me = self._get_ident()
         clock = time.perf_counter
+        cpu_clock = time.thread_time  # this thread's own: a real OS thread, even under gevent
         deadline = clock()
         idle_since: float | None = None
+        period_start, period_cpu, period_wakes = deadline, cpu_clock(), 0
         while True:
             if self._captures:
                 idle_since = None
@@ -193,9 +239,11 @@ class SamplerEngine:
                 self._park()
                 idle_since = None
                 deadline = clock()
+                self.current = self.interval  # a fresh start: what loaded it before may be gone
+                period_start, period_cpu, period_wakes = deadline, cpu_clock(), 0
             # Sleep until the next deadline rather than a full interval after the last sample, so
             # the time a sample takes (and waiting for the GIL) does not lower the rate.
-            deadline += self.interval
+            deadline += self.current
             delay = deadline - clock()
             if delay > 0:
                 self._sleep(delay)
@@ -205,6 +253,21 @@ class SamplerEngine:
                 # A frame that vanishes mid-walk only costs this sample.
                 with contextlib.suppress(Exception):
                     self.sample(exclude=me)
+            self.cpu = cpu = cpu_clock()
+            period_wakes += 1
+            now = clock()
+            if now - period_start >= ADJUST_SECONDS:
+                self._adjust(cpu - period_cpu, period_wakes)
+                period_start, period_cpu, period_wakes = now, cpu, 0
+
+    def _adjust(self, cpu: float, wakes: int) -> None:
+        """Set the interval from the last period's CPU per wake (the sample, the sleep, this loop):
+        the interval at which that cost uses BUDGET_TARGET of the budget. It falls back to
+        ``interval`` as soon as a period's wakes cost little again."""
+        if self.max_overhead is None or wakes <= 0:
+            return
+        wanted = cpu / wakes / (self.max_overhead * BUDGET_TARGET)
+        self.current = min(max(wanted, self.interval), self.slowest)
 
     def _park(self) -> None:
         """Block until a capture is registered. Only after IDLE_PARK_SECONDS without one: under
@@ -220,6 +283,7 @@ class SamplerEngine:
         captures = list(self._captures.values())
         if not captures:
             return
+        self.ticks += 1
         frames = sys._current_frames()
         now = time.perf_counter()
         roots: dict[int, str] = {}
@@ -229,6 +293,7 @@ class SamplerEngine:
                 ident = capture.ident
                 tick(capture, frames, now, lambda i=ident: self._loop_stack(loops, frames, i))  # type: ignore[misc]
                 continue
+            capture.ticks += 1
             for ident in [i for i in frames if i != exclude]:
                 frame = frames.get(ident)
                 if frame is None:
@@ -259,7 +324,13 @@ class SamplerEngine:
             known = loops[ident] = (stack_of(frame, thread_root(ident)), running)
         return known
 
-    def _session(self, capture: Capture, records: list[tuple[list[str], float]], now: float) -> Session:
+    def _session(
+        self,
+        capture: Capture,
+        records: list[tuple[list[str], float]],
+        now: float,
+        start_call_stack: list[str],
+    ) -> Session:
         from pyinstrument.session import Session
 
         duration = now - capture.t0
@@ -277,7 +348,7 @@ class SamplerEngine:
             min_interval=self.interval,
             max_interval=self.interval,
             sample_count=len(records),
-            start_call_stack=capture.start_call_stack,
+            start_call_stack=start_call_stack,
             target_description=capture.description,
             cpu_time=0.0,
             sys_path=list(sys.path),

@@ -1,17 +1,20 @@
-"""The report list's controls: sorting and paging. The pages themselves are tested against real
-reports in tests/integration/test_web.py."""
+"""The report list's controls (sorting and paging) and its sampling columns. The pages themselves
+are tested against real reports in tests/integration/test_web.py."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from gunicorn_pyinstrument.catalog import ORDERS
+from gunicorn_pyinstrument.catalog import ORDERS, Entry
 from gunicorn_pyinstrument.web.pages.report_list import (
     DEFAULT_LIMIT,
     LIST_COLUMNS,
     MAX_LIMIT,
     ListControls,
     list_controls,
+    list_table,
 )
 
 
@@ -30,3 +33,54 @@ def test_list_controls() -> None:
 
 def test_every_catalog_order_is_a_sortable_column() -> None:
     assert {order for _, _, order in LIST_COLUMNS if order} == set(ORDERS)
+
+
+def entry(name: str, **sampling: object) -> Entry:
+    fields: dict[str, object] = {
+        "interval": 0.01,
+        "rate": None,
+        "sampler_cpu": None,
+        "sampler_share": None,
+        "over_budget": None,
+    }
+    fields.update(sampling)
+    return Entry(
+        name=name,
+        kind="worker" if fields["over_budget"] is not None else "request",
+        start=1_764_000_000.0,
+        end=1_764_000_001.0,
+        method=None,
+        path=None,
+        status=None,
+        duration=1.0,
+        trigger="worker",
+        outcome="complete",
+        label=None,
+        hostname="web-1",
+        pid=7,
+        instance="abcdef",
+        samples=90,
+        bytes=100,
+        files={},
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def test_the_list_shows_the_rate_and_the_sampler_share() -> None:
+    html = list_table(
+        [
+            entry("pyinstrument", rate=812.4),
+            entry("sampler", rate=97.0, sampler_cpu=0.0042, sampler_share=0.0061),
+            entry("window", rate=10.0, sampler_cpu=0.03, sampler_share=0.035, over_budget=True),
+            entry("old"),
+        ],
+        {},
+        ListControls(),
+    )
+    cells = dict(re.findall(r'<tr data-name="([^"]+)".*?<td class="num rate">([^<]*)</td>', html))
+    assert cells == {"pyinstrument": "812", "sampler": "97", "window": "10", "old": ""}
+    share_cell = r'<tr data-name="([^"]+)".*?<td class="num sampler[^"]*"[^>]*>([^<]*)</td>'
+    shares = dict(re.findall(share_cell, html))
+    assert shares == {"pyinstrument": "", "sampler": "0.61", "window": "3.50 ⚠ over budget", "old": ""}
+    assert 'title="4.2 ms of the sampler&#x27;s CPU"' in html
+    assert '<th class="num" data-sort="sampler"' in html

@@ -42,12 +42,12 @@ def job_b() -> None:
 
 
 def nested_outer() -> None:
-    busy(0.01)
+    busy(0.02)
     INNER.submit(nested_inner).result()
 
 
 def nested_inner() -> None:
-    busy(0.03)
+    busy(0.06)
 
 
 def loop_cpu() -> None:
@@ -193,8 +193,8 @@ def test_pool_work_belongs_to_its_request(kind, engine, loop_kind):
 def test_a_job_that_hands_over_work_itself(engine):
     sessions = serve(app, ["/x/nested", "/to-thread/a"], engine)
     nested = sessions["/x/nested"]
-    assert_grafted(nested, "nested_inner", 0.03, "nested_outer", ["job_a"])
-    assert_grafted(nested, "nested_outer", 0.04, "to_thread", ["job_a"])
+    assert_grafted(nested, "nested_inner", 0.06, "nested_outer", ["job_a"])
+    assert_grafted(nested, "nested_outer", 0.08, "to_thread", ["job_a"])
 
 
 def par_a() -> None:

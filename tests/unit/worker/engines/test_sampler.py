@@ -369,3 +369,81 @@ def test_concurrent_busy_threads_with_the_real_sampler_thread():
         assert own in functions(session)
         assert other not in functions(session)
         assert session.duration - 0.05 <= sum(w for _, w in session.frame_records) <= session.duration + 1e-6
+
+
+# --- the budget (MAX_OVERHEAD) ---
+
+
+def test_the_budget_sets_the_interval_from_the_cpu_per_wake():
+    engine = SamplerEngine(0.01, max_overhead=0.01)
+    target = 0.01 * sampler_module.BUDGET_TARGET
+    # Cheap wakes: the interval asked for, the fastest.
+    engine._adjust(cpu=25 * 20e-6, wakes=25)
+    assert engine.current == 0.01
+    # Dear ones: the interval at which they use the budget ...
+    engine._adjust(cpu=25 * 300e-6, wakes=25)
+    assert engine.current == pytest.approx(300e-6 / target)
+    # ... never slower than the floor ...
+    engine._adjust(cpu=3 * 0.01, wakes=3)
+    assert engine.current == sampler_module.FLOOR_INTERVAL
+    # ... and back to the interval as soon as they are cheap again.
+    engine._adjust(cpu=3 * 20e-6, wakes=3)
+    assert engine.current == 0.01
+    engine._adjust(cpu=0.0, wakes=0)  # a period without a wake changes nothing
+    assert engine.current == 0.01
+
+
+def test_no_budget_and_an_interval_slower_than_the_floor():
+    unbounded = SamplerEngine(0.01)
+    unbounded._adjust(cpu=1.0, wakes=1)
+    assert unbounded.current == 0.01
+    slow = SamplerEngine(0.5, max_overhead=0.001)
+    slow._adjust(cpu=1.0, wakes=1)
+    assert slow.current == 0.5  # the floor is never faster than the interval asked for
+
+
+def test_the_sampler_thread_keeps_to_the_budget_and_counts_its_cpu(monkeypatch):
+    """The real sampler thread: dear samples (made to burn CPU) slow it down to what the budget
+    allows within an adjustment period or two, and its CPU over the capture is counted."""
+    monkeypatch.setattr(sampler_module, "ADJUST_SECONDS", 0.05)
+    engine = SamplerEngine(0.002, max_overhead=0.05)
+    real_sample = engine.sample
+
+    def dear_sample(exclude: int | None = None) -> None:
+        real_sample(exclude=exclude)
+        busy_alpha(0.001)  # 1 ms of CPU per sample: at 500 Hz, 50 % of a CPU
+
+    engine.sample = dear_sample  # type: ignore[method-assign]
+    handle = engine.start("GET /dear")
+    time.sleep(0.6)
+    session = engine.stop(handle)
+    sampling = engine.sampling(handle, session, session.duration)
+    # 1 ms per wake within a 5 % budget (aimed at 90 % of it): about 22 ms apart, 45 Hz, against
+    # the 500 Hz asked for.
+    assert engine.current >= 0.015
+    assert sampling.rate is not None and sampling.rate < 150
+    assert sampling.cpu is not None and 0 < sampling.cpu < 0.3
+    assert sampling.share is not None and 0 < sampling.share <= 1
+    assert sampling.over_budget is None  # for windows only
+
+
+# --- the request path ---
+
+
+def test_the_start_stack_is_walked_at_stop_and_a_discarded_capture_lets_go_of_its_frame():
+    engine = SamplerEngine(NEVER)
+
+    def request_handler() -> tuple[Any, Any]:
+        kept = engine.start("GET /kept")
+        dropped = engine.start("GET /dropped")
+        return kept, dropped
+
+    kept, dropped = request_handler()
+    # Nothing walked yet: only the frame of the caller is held.
+    assert kept._start_call_stack is None and kept.caller is not None
+    engine.discard(dropped)
+    assert dropped.caller is None
+    session = engine.stop(kept)
+    assert kept.caller is None
+    assert names(session.start_call_stack)[-1] == "request_handler"
+    assert session.start_call_stack[0] == thread_root(threading.get_ident())
