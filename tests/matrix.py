@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         unknown = set(names) - {c.name for c in COMBINATIONS}
         if unknown:
             parser.error(f"unknown combination(s): {', '.join(sorted(unknown))}")
-        chosen = [c for c in COMBINATIONS if c.name in names]
+        chosen = [c for name in dict.fromkeys(names) for c in COMBINATIONS if c.name == name]  # in that order
     args.work.mkdir(parents=True, exist_ok=True)
     # Started in the background (``make test-matrix &``), this process has Ctrl-C ignored, and every
     # process of the suite would inherit that: the test that stops ``serve`` with Ctrl-C would fail.
