@@ -33,7 +33,7 @@ browser:
 		{ $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium; }; }
 
 test: lint typecheck browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 # The quick loop: the unit tests only (no browser, no servers), in well under a minute.
 unit: $(STAMP)

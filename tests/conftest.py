@@ -7,12 +7,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 # support.py sits next to this file; make it importable whatever pytest's import mode.
 if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))
 
 from support import GunicornFactory
+
+# Property tests check what a value does, never how fast: on a loaded machine one example can take
+# hundreds of milliseconds, and hypothesis's default deadline would call that a failure.
+settings.register_profile("suite", deadline=None)
+settings.load_profile("suite")
 
 
 @pytest.fixture

@@ -24,9 +24,33 @@ def frame_identifier(frame: FrameType) -> str:
         owner, _, _ = code.co_qualname.rpartition(".")
         if owner and not owner.endswith(">"):  # not "<locals>" or "<lambda>"
             identifier += f"\x01c{owner}"
+    else:
+        defining = _defining_class(frame)
+        if defining:
+            identifier += f"\x01c{defining}"
     if frame.f_lineno is not None:
         identifier += f"\x01l{frame.f_lineno}"
     return identifier
+
+
+def _defining_class(frame: FrameType) -> str | None:
+    """Before Python 3.11 (no ``co_qualname``): the class that defines the method, found from its
+    ``self`` or ``cls`` as pyinstrument does, then up the MRO to the class whose attribute holds this
+    code, so that the name depends on the code alone, as ``co_qualname``'s does, and can be cached."""
+    code = frame.f_code
+    if code.co_argcount < 1 or code.co_varnames[0] not in ("self", "cls"):
+        return None
+    try:
+        first = frame.f_locals.get(code.co_varnames[0])
+        start = first if code.co_varnames[0] == "cls" and isinstance(first, type) else type(first)
+        for klass in start.__mro__:
+            attribute = klass.__dict__.get(code.co_name)
+            function = getattr(attribute, "__func__", getattr(attribute, "fget", attribute))
+            if getattr(function, "__code__", None) is code:
+                return klass.__name__
+        return start.__name__
+    except Exception:  # an object whose type or attributes misbehave: no class, as pyinstrument
+        return None
 
 
 #: Identifiers by (code, instruction offset): a sample then costs a dict lookup per frame, not a
