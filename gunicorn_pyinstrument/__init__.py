@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .middleware import ProfilerMiddleware
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "install"]
+__all__ = ["ProfilerMiddleware", "__version__", "install"]
 
 
 def install(namespace: MutableMapping[str, Any]) -> list[str]:
@@ -19,3 +22,13 @@ def install(namespace: MutableMapping[str, Any]) -> list[str]:
     from .chaining import install as _install  # imported on use: `import gunicorn_pyinstrument` stays cheap
 
     return _install(namespace)
+
+
+def __getattr__(name: str) -> Any:
+    # ProfilerMiddleware is imported on use, so that the config module and gunicorn's workers,
+    # which import this package, import nothing of it.
+    if name == "ProfilerMiddleware":
+        from .middleware import ProfilerMiddleware
+
+        return ProfilerMiddleware
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

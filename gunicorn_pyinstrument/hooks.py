@@ -38,15 +38,14 @@ import sys
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
-from .helper.process import HelperProcess
-from .helper.retention import Retention
-from .helper.upload import Upload
+from .helper.process import HelperProcess, helper_for
 from .logs import PREFIX, ThrottledLog, fallback_logger
 from .settings import SettingError, Settings, declarations, load
 from .stores.local import ensure_directory
 from .stores.s3 import INSTALL_HINT, boto3_available
 from .worker.classes import WRAP_ASGI, facts_of
 from .worker.engines.pyinstrument import prepare_import
+from .worker.process_state import profiled_by_hooks
 from .worker.request_mode import RequestMode
 from .worker.worker_mode import WorkerMode
 from .worker.wrappers import UNSUPPORTED, TickingASGI, attach
@@ -134,19 +133,16 @@ def when_ready(server: Any) -> None:
     settings = _state.settings
     if settings is None or not settings.enabled:
         return
-    upload = None
-    if settings.upload is not None:
-        upload = Upload(str(settings.upload), settings.s3_endpoint_url, settings.spool_max_bytes)
-    if settings.rendered_formats or settings.retention or upload is not None:
-        retention = Retention(settings.max_reports, settings.max_bytes)
-        _state.helper = HelperProcess(settings.dir, retention, upload)
+    _state.helper = helper_for(settings)
+    if _state.helper is not None:
         _state.helper.start()
     what = (
         f"whole workers, a window every {settings.flush_interval:g}s"
         if settings.mode == "worker"
         else f"requests (sample rate {settings.sample_rate:g})"
     )
-    where = settings.dir if upload is None else f"{upload.url} (spooled in {settings.dir})"
+    upload = settings.upload
+    where = settings.dir if upload is None else f"{upload} (spooled in {settings.dir})"
     server.log.info(f"{PREFIX}profiling {what} into {where} as {','.join(settings.formats)}")
 
 
@@ -172,6 +168,7 @@ def post_worker_init(worker: Any) -> None:
     settings = _state.settings
     if settings is None or not settings.enabled:
         return
+    profiled_by_hooks()  # a ProfilerMiddleware around the app steps aside in this worker
     # Created here, after gevent has patched (queues and locks are then of the right kind).
     if settings.mode == "worker":
         _start_worker_mode(worker, settings)

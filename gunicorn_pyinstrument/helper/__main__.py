@@ -17,6 +17,7 @@ import sys
 import time
 from typing import Any
 
+from .lock import hold
 from .rendering import Pause, drain, drain_guarded
 from .retention import Pruner, Retention
 from .upload import UPLOAD_STOP_SECONDS, Upload, make_uploader
@@ -73,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("directory")
     parser.add_argument("--once", action="store_true", help="render what is pending, then exit")
     parser.add_argument("--parent", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--exclusive", action="store_true", help="exit at once if another helper serves the directory"
+    )
     parser.add_argument("--max-reports", type=int, default=None, help="retention: keep at most N reports")
     parser.add_argument("--max-bytes", type=int, default=None, help="retention: keep at most N bytes")
     parser.add_argument("--upload", metavar="URL", default=None, help="upload complete reports to s3://...")
@@ -89,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
             uploader.finish(UPLOAD_STOP_SECONDS)
             print(f"uploaded {uploader.uploaded} report(s)")
         return 0
+    # Held until this process exits: the kernel lets it go then, however it ends.
+    lock = hold(args.directory) if args.exclusive else None
+    if args.exclusive and lock is None:
+        return 0  # another helper serves the directory
     serve(args.directory, args.parent if args.parent is not None else os.getppid(), retention, upload)
     return 0
 

@@ -14,6 +14,7 @@ import sys
 import time
 from typing import Any
 
+from ..settings import Settings
 from .rendering import pending_jobs
 from .retention import Retention
 from .upload import Upload, pending_reports
@@ -23,11 +24,17 @@ class HelperProcess:
     """The master's handle on the helper: start, restart if it died, stop and wait."""
 
     def __init__(
-        self, directory: str, retention: Retention | None = None, upload: Upload | None = None
+        self,
+        directory: str,
+        retention: Retention | None = None,
+        upload: Upload | None = None,
+        exclusive: bool = False,
     ) -> None:
         self.directory = directory
         self.retention = retention or Retention()
         self.upload = upload
+        #: Serve the directory only while no other helper does (``lock.py``).
+        self.exclusive = exclusive
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self, once: bool = False) -> None:
@@ -44,6 +51,7 @@ class HelperProcess:
                 "--parent",
                 str(os.getpid()),
                 *(["--once"] if once else []),
+                *(["--exclusive"] if self.exclusive and not once else []),
                 *self.retention.arguments(),
                 *(self.upload.arguments() if self.upload is not None else []),
                 self.directory,
@@ -91,3 +99,15 @@ class HelperProcess:
                 return True
             time.sleep(0.05)
         return False
+
+
+def helper_for(settings: Settings, exclusive: bool = False) -> HelperProcess | None:
+    """The helper these settings need (not started yet): None when it would have nothing to do,
+    with only the session written, no retention and no upload."""
+    upload = None
+    if settings.upload is not None:
+        upload = Upload(str(settings.upload), settings.s3_endpoint_url, settings.spool_max_bytes)
+    if not (settings.rendered_formats or settings.retention or upload is not None):
+        return None
+    retention = Retention(settings.max_reports, settings.max_bytes)
+    return HelperProcess(settings.dir, retention, upload, exclusive)

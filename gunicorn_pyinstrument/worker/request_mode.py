@@ -26,7 +26,7 @@ from ..processors import merge_repeats
 from ..report import OUTCOME_TIMEOUT, Report, RequestFacts, Sampling, WorkerIdentity, status_code
 from ..settings import Settings
 from .choosing import TOKEN_HEADER_UPPER, TRIGGER_TOKEN, Selector, decoded_path, header_value
-from .classes import facts_of
+from .classes import WorkerClass, facts_of
 from .engines import Engine, PyinstrumentEngine
 from .engines.pyinstrument import AsyncMode
 from .engines.sampler import SamplerEngine
@@ -38,17 +38,19 @@ FLUSH_SECONDS = 10.0
 ABORT_BUDGET_SECONDS = 0.6
 
 
-def async_mode_for(worker: Any) -> AsyncMode:
+def async_mode_for(facts: WorkerClass) -> AsyncMode:
     """Only pyinstrument's strict mode keeps another request's frames out of a report when
     concurrent requests share one thread."""
-    return "strict" if facts_of(worker).shares_thread else "disabled"
+    return "strict" if facts.shares_thread else "disabled"
 
 
-def make_engine(settings: Settings, worker: Any) -> Engine:
-    greenlets = facts_of(worker).greenlets
+def make_engine(settings: Settings, worker: Any, facts: WorkerClass | None = None) -> Engine:
+    """The engine for a worker; ``facts`` stand for its class where there is no gunicorn worker
+    (the middleware, ``process_state.py``)."""
+    facts = facts or facts_of(worker)
     if settings.engine == "sampler":
-        return SamplerEngine(settings.interval, greenlets, settings.max_overhead)
-    return PyinstrumentEngine(settings.interval, async_mode_for(worker), greenlets)
+        return SamplerEngine(settings.interval, facts.greenlets, settings.max_overhead)
+    return PyinstrumentEngine(settings.interval, async_mode_for(facts), facts.greenlets)
 
 
 @dataclass

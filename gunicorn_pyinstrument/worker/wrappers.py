@@ -45,7 +45,7 @@ def _wsgi_path(environ: dict[str, Any]) -> str:
         return raw
 
 
-class _ClosingBody:
+class ClosingBody:
     """Passes the body through and ends the profile when the server closes it (PEP 3333),
     so a streamed body is profiled to its end."""
 
@@ -67,7 +67,7 @@ class _ClosingBody:
                 on_close()
 
 
-class _SizedClosingBody(_ClosingBody):
+class _SizedClosingBody(ClosingBody):
     """The same, for a body with a length (a list): servers that size a body with ``len()``
     (gevent's pywsgi sends Content-Length instead of chunks) must answer as they would unwrapped."""
 
@@ -103,7 +103,7 @@ class ProfilingWSGI:
         except BaseException:
             finish()
             raise
-        wrapper = _SizedClosingBody if isinstance(body, Sized) else _ClosingBody
+        wrapper = _SizedClosingBody if isinstance(body, Sized) else ClosingBody
         return wrapper(body, finish)
 
 

@@ -24,7 +24,7 @@ CATALOG = 1
 SIDE = 2
 ENTRY = 3
 SIDES = ("worker", "helper", "reading")
-ENTRIES = ("__init__", "__main__", "config", "hooks", "chaining", "cli", "web")
+ENTRIES = ("__init__", "__main__", "config", "hooks", "chaining", "middleware", "django", "cli", "web")
 
 
 def module_names() -> list[str]:
