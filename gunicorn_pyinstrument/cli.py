@@ -31,6 +31,7 @@ from .catalog import (
     TOP_ORDERS,
     Catalog,
     CatalogError,
+    Drops,
     Entry,
     Query,
     strip_suffix,
@@ -102,7 +103,11 @@ _HELP = {
     "since": ("TIME", "started at or after (ISO time in UTC, or an age: 10m, 2h)"),
     "until": ("TIME", "started at or before (ISO time in UTC, or an age)"),
     "worker": ("WORKER", "written by this worker: pid, instance, PID-INSTANCE or host"),
-    "kind": ("KIND", "request (one per request) or worker (per-worker windows)"),
+    "kind": (
+        "KIND",
+        "request (one per request), worker (per-worker windows) or dropped (the drops a worker "
+        "recorded at exit)",
+    ),
     "endpoint": ("ENDPOINT", "as top names it, for example 'GET /users/{n}'"),
 }
 
@@ -210,7 +215,7 @@ def cmd_list(args: argparse.Namespace, out: IO[str]) -> int:
                 (
                     iso(e.start),
                     e.method or "WORKER",
-                    shorten(e.path or "(window)", 60),
+                    shorten(e.path or f"({'dropped' if e.kind == 'dropped' else 'window'})", 60),
                     "" if e.status is None else str(e.status),
                     f"{e.duration * 1000:.1f}",
                     e.label or "",
@@ -222,6 +227,9 @@ def cmd_list(args: argparse.Namespace, out: IO[str]) -> int:
             if rows:
                 header = ("time (UTC)", "method", "path", "status", "ms", "label", "worker", "name")
                 table(header, rows, {3, 4}, out)
+            drops = cat.dropped(query)
+            if drops:
+                out.write(("\n" if rows else "") + f"dropped: {drops.summary()}\n")
             found = bool(rows)
         if not found:
             count, _ = cat.totals()
@@ -252,12 +260,25 @@ def cmd_top(args: argparse.Namespace, out: IO[str]) -> int:
             ]
             header = ("endpoint", "count", "p50 ms", "p95 ms", "max ms", "total s", "sampler %")
             table(header, rows, {1, 2, 3, 4, 5, 6}, out)
+        drops = cat.dropped(query_from(args)) if not args.json else None
+        if drops:
+            drops_table(drops, out, after_table=bool(stats))
         if not stats:
             count, _ = cat.totals()
             raise EmptySelection(
                 f"no request report matches the selection ({count} report(s) in {cat.directory})"
             )
     return 0
+
+
+def drops_table(drops: Drops, out: IO[str], after_table: bool) -> None:
+    """The reports the selected workers dropped over the selected time, per worker and in all."""
+    if after_table:
+        out.write("\n")
+    out.write(f"dropped: {drops.summary()}\n")
+    rows = [(w.worker, w.hostname, str(w.queue_full), str(w.spool_full)) for w in drops.workers]
+    rows.append(("all", "", str(drops.queue_full), str(drops.spool_full)))
+    table(("worker", "host", "queue full", "spool full"), rows, {2, 3}, out)
 
 
 def write_output(data: bytes, path: str, out: IO[str]) -> None:

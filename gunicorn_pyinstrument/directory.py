@@ -16,26 +16,36 @@ Workers write, the master's helper process renders, prunes and uploads, and the 
       .spool-full                          the uploader's mark: the spool is over its bound,
                                            workers drop new reports while it is there
       .catalog/index.sqlite3               the reading tools' index (a cache of the records)
+      .helper.lock                         held by the helper a middleware started, so that one
+                                           runs per directory
 
 ``NAME`` is ``<UTC start, 20261126T143618.123456Z>_<METHOD>_<path>_<N>ms[_TIMEOUT]_<pid>-<instance>-<n>``
-(``WORKER_window`` in place of method and path for a per-worker window); only ``[A-Za-z0-9._-]``,
-never a separator (``report.py`` builds it). It sorts by start time, and the start day is the
-object key's day in a bucket.
+(``WORKER_window`` in place of method and path for a per-worker window, ``WORKER_dropped`` for a
+record of dropped reports); only ``[A-Za-z0-9._-]``, never a separator (``report.py`` builds it).
+It sorts by start time, and the start day is the object key's day in a bucket.
 
 **Metadata record** (``<NAME>.meta.json``, version ``METADATA_VERSION``): ``version``, ``kind``
-(``request`` or ``worker``), ``name``, ``time`` (ISO), ``start``, ``end``, ``duration``
+(``request``, ``worker`` or ``dropped``), ``name``, ``time`` (ISO), ``start``, ``end``, ``duration``
 (seconds), ``method``, ``path``, ``query``, ``headers``, ``status``, ``trigger``, ``outcome``,
 ``label``, ``hostname``, ``pid``, ``worker`` (``age``, ``class``, ``instance``), ``samples``,
 ``interval`` (asked for), ``rate`` (samples per second achieved), ``sampler_cpu`` and
 ``sampler_share`` (the sampler engine's CPU seconds over the report's span, and as a share of the
 worker's CPU; null with pyinstrument's engine), ``over_budget`` (sampler windows: its CPU went over
-MAX_OVERHEAD; else null), ``files`` (format → file name). What a window has no value for is null;
-a field missing from an older record reads as null.
+MAX_OVERHEAD; else null), ``dropped`` (``queue_full``, ``spool_full``: the reports its worker
+dropped since its previous kept report, its writer's queue full or the upload spool over its
+bound), ``files`` (format → file name). What a window has no value for is null; a field missing
+from an older record reads as null.
+
+**Record of dropped reports** (kind ``dropped``): the same keys, ``files`` empty, written by a
+worker at exit when it dropped reports after its last kept one; ``start`` and ``end`` are its first
+and last such drop, ``dropped`` their counts. No session: the reading tools add it to the counts of
+dropped reports and list it only when asked for that kind; retention and uploads take it as any
+record.
 
 **Job record** (``.spool/<NAME>.job.json``): ``metadata`` (the record to write once rendered),
 ``pending`` (formats still to render), ``session_in_spool`` (where the session is), ``file_mode``.
 
-Both records are JSON written by :func:`dumps`.
+Every record is JSON written by :func:`dumps`.
 """
 
 from __future__ import annotations
@@ -55,12 +65,14 @@ METADATA_SUFFIX = ".meta.json"
 METADATA_VERSION = 1
 KIND_REQUEST = "request"
 KIND_WORKER = "worker"
+KIND_DROPPED = "dropped"
 
 TEMP_PREFIX = ".tmp-"
 SPOOL_DIR = ".spool"
 JOB_SUFFIX = ".job.json"
 FAILED_SUFFIX = ".failed"
 FULL_MARK = ".spool-full"
+HELPER_LOCK = ".helper.lock"
 
 INDEX_DIR = ".catalog"
 INDEX_FILE = "index.sqlite3"

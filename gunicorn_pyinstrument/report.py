@@ -15,7 +15,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .directory import FORMAT_SUFFIXES, KIND_REQUEST, KIND_WORKER, METADATA_SUFFIX, METADATA_VERSION
+from .directory import (
+    FORMAT_SUFFIXES,
+    KIND_DROPPED,
+    KIND_REQUEST,
+    KIND_WORKER,
+    METADATA_SUFFIX,
+    METADATA_VERSION,
+)
 
 OUTCOME_TIMEOUT = "timeout"
 MAX_PATH_PART = 80
@@ -97,6 +104,33 @@ class WindowFacts:
 
 
 @dataclass(frozen=True)
+class DropFacts:
+    """Reports a worker dropped after its last kept one: from the first drop, ``started_at``, to
+    the last, ``duration`` later. Recorded on their own when the worker exits."""
+
+    started_at: float
+    duration: float
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """How many reports a worker dropped (since its previous kept report), by cause: its writer's
+    queue was full (``QUEUE_SIZE``), or the upload spool was over its bound (``SPOOL_MAX_BYTES``)."""
+
+    queue_full: int = 0
+    spool_full: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.queue_full or self.spool_full)
+
+    def __add__(self, other: Dropped) -> Dropped:
+        return Dropped(self.queue_full + other.queue_full, self.spool_full + other.spool_full)
+
+    def to_json(self) -> dict[str, int]:
+        return {"queue_full": self.queue_full, "spool_full": self.spool_full}
+
+
+@dataclass(frozen=True)
 class Sampling:
     """How a report was sampled, beyond its interval and sample count: the rate achieved, and what
     the sampler engine's thread cost over the report's span (None where it does not apply: the
@@ -122,19 +156,24 @@ def status_code(status: object) -> int | None:
 @dataclass(frozen=True)
 class Report:
     name: str
-    facts: RequestFacts | WindowFacts
+    facts: RequestFacts | WindowFacts | DropFacts
     worker: WorkerIdentity
     label: str | None
     formats: tuple[str, ...]
     samples: int
     interval: float
     sampling: Sampling = Sampling()
+    dropped: Dropped = Dropped()  # set by the writer, when it writes the report
 
     @staticmethod
-    def make_name(facts: RequestFacts | WindowFacts, worker: WorkerIdentity, sequence: int) -> str:
+    def make_name(
+        facts: RequestFacts | WindowFacts | DropFacts, worker: WorkerIdentity, sequence: int
+    ) -> str:
         millis = round(facts.duration * 1000)
         if isinstance(facts, WindowFacts):
             what, marker = "WORKER_window", ""
+        elif isinstance(facts, DropFacts):
+            what, marker = "WORKER_dropped", ""
         else:
             what = f"{sanitize_method(facts.method)}_{sanitize_path(facts.path)}"
             marker = f"_{facts.outcome.upper()}" if facts.outcome else ""
@@ -143,7 +182,9 @@ class Report:
 
     @property
     def kind(self) -> str:
-        return KIND_WORKER if isinstance(self.facts, WindowFacts) else KIND_REQUEST
+        if isinstance(self.facts, RequestFacts):
+            return KIND_REQUEST
+        return KIND_WORKER if isinstance(self.facts, WindowFacts) else KIND_DROPPED
 
     def filename(self, fmt: str) -> str:
         return self.name + FORMAT_SUFFIXES[fmt]
@@ -155,7 +196,8 @@ class Report:
     def metadata(self, files: dict[str, str]) -> dict[str, Any]:
         """The JSON record written beside the report files. No query string, header or cookie values
         unless the user opted in to some (``query``, ``headers``).
-        Request and worker reports have the same keys; what a window has no value for is null."""
+        Request and worker reports and records of dropped reports have the same keys; what a window
+        (or a record of drops) has no value for is null."""
         facts = self.facts
         request = facts if isinstance(facts, RequestFacts) else None
         return {
@@ -171,7 +213,7 @@ class Report:
             "headers": (request.headers or {}) if request else {},
             "status": request.status if request else None,
             "duration": round(facts.duration, 6),
-            "trigger": request.trigger if request else KIND_WORKER,
+            "trigger": request.trigger if request else self.kind,
             "outcome": (request.outcome if request else "") or "complete",
             "label": self.label,
             "hostname": self.worker.hostname,
@@ -187,6 +229,7 @@ class Report:
             "sampler_cpu": _rounded(self.sampling.cpu, 6),
             "sampler_share": _rounded(self.sampling.share, 6),
             "over_budget": self.sampling.over_budget,
+            "dropped": self.dropped.to_json(),
             "files": files,
         }
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from pyinstrument.session import Session
 
+from gunicorn_pyinstrument.directory import dumps
 from gunicorn_pyinstrument.logs import ThrottledLog
-from gunicorn_pyinstrument.report import Report, RequestFacts, WindowFacts, WorkerIdentity
+from gunicorn_pyinstrument.report import DropFacts, Dropped, Report, RequestFacts, WindowFacts, WorkerIdentity
 from gunicorn_pyinstrument.worker.writer import Writer
 
 T0 = 1_764_000_000.0  # 2025-11-24T16:00:00Z, a fixed start time for synthetic reports
@@ -56,11 +57,16 @@ def write_report(
     formats: tuple[str, ...] = ("session",),
     window: bool = False,
     writer: Writer | None = None,
+    dropped: Dropped | None = None,
+    drops_only: bool = False,
 ) -> Report:
-    """One report, written by the project's Writer as a worker would."""
+    """One report, written by the project's Writer as a worker would; ``dropped``: the reports its
+    worker dropped before it; ``drops_only``: a record of those alone, as a worker leaves at exit."""
     worker = WorkerIdentity(pid=pid, age=1, worker_class="SyncWorker", hostname=hostname, instance=instance)
-    facts: RequestFacts | WindowFacts
-    if window:
+    facts: RequestFacts | WindowFacts | DropFacts
+    if drops_only:
+        facts = DropFacts(started_at=start, duration=duration)
+    elif window:
         facts = WindowFacts(started_at=start, duration=duration)
     else:
         facts = RequestFacts(method, path, status, start, duration, "sample")
@@ -70,9 +76,14 @@ def write_report(
         facts,
         worker,
         label,
-        formats,
-        session.sample_count,
+        () if drops_only else formats,
+        0 if drops_only else session.sample_count,
         0.001,
+        dropped=dropped or Dropped(),
     )
-    (writer or make_writer(directory)).write(report, session)
+    writer = writer or make_writer(directory)
+    if drops_only:
+        writer.store.put(report.metadata_name, dumps(report.metadata({})))
+    else:
+        writer.write(report, session)
     return report

@@ -8,11 +8,13 @@ imported into gunicorn's master or its workers, which only write files. One modu
   ``database.py``, the SQLite file that holds them;
 - ``query.py``: which reports (:class:`Query`, its keys and the orders of a list);
 - ``endpoints.py`` and ``stats.py``: endpoints, and the statistics of ``top``;
+- ``drops.py``: the reports the workers dropped (queue full, spool full), in all and per worker;
 - ``retention.py``: which reports go when the directory holds too many, and how;
 - ``source.py``: where the files of a copy of remote storage come from.
 """
 
 from .database import INDEX_VERSION
+from .drops import Drops, WorkerDrops
 from .endpoints import fold_path, request_endpoint
 from .entry import Entry
 from .index import MTIME_GRACE_SECONDS, Catalog, CatalogError
@@ -30,10 +32,12 @@ __all__ = [
     "TOP_ORDERS",
     "Catalog",
     "CatalogError",
+    "Drops",
     "EndpointStats",
     "Entry",
     "Query",
     "Source",
+    "WorkerDrops",
     "attach_source",
     "fold_path",
     "percentile",

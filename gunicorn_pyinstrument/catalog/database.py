@@ -14,17 +14,21 @@ import sqlite3
 from ..directory import INDEX_DIR, INDEX_FILE
 
 #: Bumped when the table changes: an index of another version is rebuilt from the files.
-INDEX_VERSION = 3
+INDEX_VERSION = 4
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS reports (
     name TEXT PRIMARY KEY, kind TEXT, start REAL, "end" REAL, method TEXT, path TEXT,
     status INTEGER, duration REAL, "trigger" TEXT, outcome TEXT, label TEXT, hostname TEXT,
     pid INTEGER, instance TEXT, samples INTEGER, interval REAL, rate REAL, sampler_cpu REAL,
-    sampler_share REAL, over_budget INTEGER, bytes INTEGER, files TEXT,
+    sampler_share REAL, over_budget INTEGER, dropped_queue_full INTEGER, dropped_spool_full INTEGER,
+    bytes INTEGER, files TEXT,
     json TEXT -- the entry as `list --json` prints it, made once when indexed
 );
 CREATE INDEX IF NOT EXISTS reports_start ON reports (start);
+-- The few records that count drops, for the totals of dropped reports.
+CREATE INDEX IF NOT EXISTS reports_dropped ON reports (start)
+    WHERE dropped_queue_full > 0 OR dropped_spool_full > 0;
 CREATE TABLE IF NOT EXISTS unreadable (name TEXT PRIMARY KEY, reason TEXT);
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value);
 PRAGMA user_version = {INDEX_VERSION};

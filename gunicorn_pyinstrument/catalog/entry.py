@@ -29,6 +29,8 @@ COLUMNS = (
     "sampler_cpu",
     "sampler_share",
     "over_budget",
+    "dropped_queue_full",
+    "dropped_spool_full",
     "bytes",
     "files",
 )
@@ -63,10 +65,17 @@ class Entry:
     over_budget: bool | None
     bytes: int  # every file of the report, its metadata record included
     files: dict[str, str] = field(hash=False)
+    # Reports its worker dropped since its previous kept report, its writer's queue full or the upload
+    # spool full (report.Dropped; null in records written before they were counted). A record of
+    # kind "dropped" holds only these: the drops after a worker's last kept report.
+    dropped_queue_full: int | None = None
+    dropped_spool_full: int | None = None
 
     @property
     def endpoint(self) -> str:
-        """``METHOD /folded/path`` for requests, ``WORKER`` for per-worker windows."""
+        """``METHOD /folded/path`` for requests, ``WORKER window`` for per-worker windows."""
+        if self.kind == "dropped":
+            return "WORKER dropped"
         if self.kind != "request":
             return "WORKER window"
         return request_endpoint(self.method, self.path)
@@ -86,6 +95,10 @@ class Entry:
             isinstance(k, str) and isinstance(v, str) for k, v in files.items()
         ):
             raise ValueError("bad 'files'")
+        dropped = record.get("dropped")
+        if dropped is not None and not isinstance(dropped, dict):
+            raise ValueError("bad 'dropped'")
+        dropped = dropped or {}
         start = float(record["start"])
         return cls(
             name=str(record["name"]),
@@ -108,6 +121,8 @@ class Entry:
             sampler_cpu=_optional_float(record.get("sampler_cpu")),
             sampler_share=_optional_float(record.get("sampler_share")),
             over_budget=None if record.get("over_budget") is None else bool(record["over_budget"]),
+            dropped_queue_full=_optional_int(dropped.get("queue_full")),
+            dropped_spool_full=_optional_int(dropped.get("spool_full")),
             bytes=size,
             files=files,
         )
@@ -115,6 +130,10 @@ class Entry:
 
 def _optional_str(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _optional_float(value: Any) -> float | None:

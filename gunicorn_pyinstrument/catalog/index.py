@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ..directory import METADATA_SUFFIX
 from ..stores.local import check_name
 from .database import connect
+from .drops import Drops, count_drops
 from .endpoints import request_endpoint
 from .entry import COLUMNS, Entry
 from .query import ORDERS, Query
@@ -215,6 +216,10 @@ class Catalog:
         where, params = Query(**{**query.fields(), "kind": "request"}).sql()
         rows = self._db.execute(f"SELECT method, path, duration, sampler_share FROM reports{where}", params)
         return [(request_endpoint(method, path), duration, share) for method, path, duration, share in rows]
+
+    def dropped(self, query: Query | None = None) -> Drops:
+        """The reports the workers dropped, over the workers and time ``query`` selects (``drops.py``)."""
+        return count_drops(self._db, query)
 
     def get(self, name: str) -> Entry | None:
         row = self._db.execute(f"{_SELECT} WHERE name = ?", (name,)).fetchone()

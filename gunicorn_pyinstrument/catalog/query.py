@@ -9,9 +9,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..directory import report_name
+from ..directory import KIND_DROPPED, KIND_REQUEST, KIND_WORKER, report_name
 from ..inputs import parse_regex, parse_seconds, parse_time
 from .entry import Entry
+
+#: The kinds of record: a report per request, a per-worker window, and the reports a worker dropped
+#: after its last kept one (no profile: left out of every selection that does not ask for them).
+KINDS = (KIND_REQUEST, KIND_WORKER, KIND_DROPPED)
+
+#: The keys that select the reports a worker dropped: who and when. The others select by what a
+#: request was, which a dropped report does not record.
+DROP_KEYS = ("since", "until", "worker", "label")
 
 # The values that only a query has; each parser raises ValueError with a short message.
 
@@ -32,8 +40,8 @@ def parse_status(text: str) -> str:
 
 
 def parse_kind(text: str) -> str:
-    if text not in ("request", "worker"):
-        raise ValueError(f"not a kind: {text!r} (request or worker)")
+    if text not in KINDS:
+        raise ValueError(f"not a kind: {text!r} (request, worker or dropped)")
     return text
 
 
@@ -94,10 +102,14 @@ class Query:
     endpoint: str | None = None  # "GET /users/{n}", as top() names it
     names: tuple[str, ...] = ()
 
-    def sql(self) -> tuple[str, list[Any]]:
-        """The part of the query SQLite can answer; :meth:`matches` does the rest."""
+    def sql(self, every_kind: bool = False) -> tuple[str, list[Any]]:
+        """The part of the query SQLite can answer; :meth:`matches` does the rest. Records of dropped
+        reports only when asked for, by ``kind`` or ``every_kind``."""
         clauses: list[str] = []
         params: list[Any] = []
+        if self.kind is None and not every_kind:
+            clauses.append("kind != ?")
+            params.append(KIND_DROPPED)
         if self.method is not None:
             clauses.append("method = ?")
             params.append(self.method.upper())
@@ -124,6 +136,10 @@ class Query:
             clauses.append(f"name IN ({','.join('?' * len(self.names))})")
             params += list(self.names)
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+    def for_drops(self) -> Query:
+        """The part of this query that selects dropped reports (:data:`DROP_KEYS`)."""
+        return Query(**{k: v for k, v in self.fields().items() if k in DROP_KEYS})
 
     def fields(self) -> dict[str, Any]:
         """The keys that are set."""
@@ -166,5 +182,7 @@ class Query:
             return False
         if self.endpoint is not None and entry.endpoint != self.endpoint:
             return False
-        who = (str(entry.pid), entry.instance, entry.worker, entry.hostname)
-        return self.worker is None or self.worker in who
+        return self.matches_worker(entry.pid, entry.instance, entry.hostname)
+
+    def matches_worker(self, pid: int, instance: str, hostname: str) -> bool:
+        return self.worker is None or self.worker in (str(pid), instance, f"{pid}-{instance}", hostname)

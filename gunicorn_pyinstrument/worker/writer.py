@@ -9,28 +9,44 @@ When reports are uploaded (``GUNICORN_PYINSTRUMENT_UPLOAD``), the directory is a
 master's helper process measures it and leaves ``FULL_MARK`` in it while it holds more than
 ``GUNICORN_PYINSTRUMENT_SPOOL_MAX_BYTES`` (the store down for long). This thread then drops new
 reports; it looks for the mark at most once a second, so no worker scans the directory.
+
+Every drop is counted, by cause, until a report is written: that report's metadata carries the
+count (``dropped``), so each kept report tells what its worker lost since the one before. What is
+still counted when the worker exits (drops after its last kept report, say while the spool is
+full) is written then, as a record of its own (kind ``dropped``, no files).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..directory import FULL_MARK, JOB_SUFFIX, SPOOL_DIR, dumps
 from ..formats import render
 from ..logs import ThrottledLog
-from ..report import Report
+from ..report import DropFacts, Dropped, Report, Sampling
 from ..stores import LocalStore, ensure_directory
 
 if TYPE_CHECKING:
     from pyinstrument.session import Session
 
 FULL_CHECK_SECONDS = 1.0
+
+#: When the first and the last of some drops happened (epoch seconds).
+Span = tuple[float, float]
+
+
+def _joined(a: Span | None, b: Span | None) -> Span | None:
+    if a is None or b is None:
+        return a or b
+    return min(a[0], b[0]), max(a[1], b[1])
 
 
 class Writer:
@@ -53,6 +69,12 @@ class Writer:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._closed = False
+        # Drops not yet carried by a written report: taken by the next one (any thread may drop,
+        # the writer thread and worker_abort write, hence the lock).
+        self._drops_lock = threading.Lock()
+        self._pending = Dropped()
+        self._pending_span: Span | None = None  # the first and the last of those drops
+        self._last_dropped: Report | None = None  # whose worker and label a record of them takes
 
     def submit(self, report: Report, session: Session) -> bool:
         """Hand a finished profile over; never blocks. False when it had to be dropped."""
@@ -64,7 +86,7 @@ class Writer:
         try:
             self._queue.put_nowait((report, session))
         except queue.Full:
-            self.dropped += 1
+            self._count_drop(report, Dropped(queue_full=1))
             self.log.warning(
                 "queue-full",
                 f"writer queue full: dropped a profile ({self.dropped} dropped in this worker so far); "
@@ -110,7 +132,7 @@ class Writer:
 
     def _write_counted(self, report: Report, session: Session) -> bool:
         if self.spool_full():
-            self.spool_dropped += 1
+            self._count_drop(report, Dropped(spool_full=1))
             self.log.warning(
                 "spool-full",
                 f"the local spool {self.store.root} is over GUNICORN_PYINSTRUMENT_SPOOL_MAX_BYTES while "
@@ -127,10 +149,43 @@ class Writer:
             self.log.error("write", f"could not write report {report.name} to {self.store.root}")
             return False
 
+    # --- drops, counted until a written report carries them ---
+
+    def _count_drop(self, report: Report, drop: Dropped) -> None:
+        now = time.time()
+        with self._drops_lock:
+            self.dropped += drop.queue_full
+            self.spool_dropped += drop.spool_full
+            self._pending += drop
+            self._pending_span = _joined(self._pending_span, (now, now))
+            self._last_dropped = report
+
+    def _take_drops(self) -> tuple[Dropped, Span | None]:
+        with self._drops_lock:
+            taken, span = self._pending, self._pending_span
+            self._pending, self._pending_span = Dropped(), None
+            return taken, span
+
+    def _give_back(self, taken: Dropped, span: Span | None) -> None:
+        """A report that carried drops was not written after all: the next one carries them."""
+        with self._drops_lock:
+            self._pending += taken
+            self._pending_span = _joined(self._pending_span, span)
+
     def write(self, report: Report, session: Session) -> None:
         data = render(session, "session")
+        taken, span = self._take_drops()
+        if taken:
+            report = dataclasses.replace(report, dropped=report.dropped + taken)
         try:
-            self._write_report(report, data)
+            self._again_if_removed(lambda: self._write_report(report, data), report.formats)
+        except BaseException:
+            self._give_back(taken, span)
+            raise
+
+    def _again_if_removed(self, write: Callable[[], object], formats: tuple[str, ...] = ()) -> None:
+        try:
+            write()
         except OSError as exc:
             if exc.errno != errno.ENOENT:
                 raise
@@ -138,9 +193,38 @@ class Writer:
             # directory first, so that it gets its own mode, not a default one as a parent) and
             # write the whole report again, into the new directory.
             ensure_directory(self.store.root, self.file_mode)
-            if any(f != "session" for f in report.formats):
+            if any(f != "session" for f in formats):
                 ensure_directory(self.spool.root, self.file_mode)
-            self._write_report(report, data)
+            write()
+
+    def write_drops(self) -> bool:
+        """The drops no written report carries, as a record of their own (at exit). True when there
+        were some and they are written."""
+        taken, span = self._take_drops()
+        last = self._last_dropped
+        if not taken or span is None or last is None:
+            return False
+        facts = DropFacts(started_at=span[0], duration=span[1] - span[0])
+        # Numbered after every report the worker made: each was written, dropped or failed.
+        sequence = self.written + self.dropped + self.spool_dropped + self.failed + 1
+        record = dataclasses.replace(
+            last,
+            name=Report.make_name(facts, last.worker, sequence),
+            facts=facts,
+            formats=(),
+            samples=0,
+            sampling=Sampling(),
+            dropped=taken,
+        )
+        try:
+            self._again_if_removed(lambda: self.store.put(record.metadata_name, dumps(record.metadata({}))))
+        except Exception:
+            self._give_back(taken, span)
+            self.log.error("drops", f"could not record the dropped reports in {self.store.root}")
+            return False
+        return True
+
+    # --- writing ---
 
     def _write_report(self, report: Report, data: bytes) -> None:
         """Every file of one report, all into the directory as it is now (``LocalStore.pinned``),
@@ -178,9 +262,15 @@ class Writer:
                 raise
 
     def close(self, timeout: float) -> bool:
-        """Write everything queued, then stop the thread. True when it finished in time."""
+        """Write everything queued, then stop the thread, then record the drops no written report
+        carries. True when the thread finished in time."""
         with self._start_lock:
             self._closed = True
+        finished = self._stop_thread(timeout)
+        self.write_drops()
+        return finished
+
+    def _stop_thread(self, timeout: float) -> bool:
         thread = self._thread
         if thread is None:
             return True

@@ -250,8 +250,10 @@ def test_spool_bound_drops_new_reports_and_keeps_the_waiting_ones(gunicorn, moto
     env = upload_env(report_dir, moto, "prod", FORMATS="session", SPOOL_MAX_BYTES="40KB")
     server = gunicorn("-c", CONFIG_MODULE, "-w", "2", FLASK_APP, env=env)
     mark = report_dir / ".spool-full"
+    sent = 0
     for _ in range(200):
         assert get(f"{server.url}/alpha?s=0.005")[0] == 200
+        sent += 1
         if mark.exists():
             break
         time.sleep(0.02)
@@ -272,6 +274,12 @@ def test_spool_bound_drops_new_reports_and_keeps_the_waiting_ones(gunicorn, moto
     assert get(f"{server.url}/beta?s=0.005")[0] == 200
     wait_until(lambda: len(moto.records()) == waiting + 1, 20, "a new report after the spool emptied")
     assert server.stop() == 0
+    # Every request is a report or a counted drop: in the report its worker wrote next, or at its exit.
+    bucket = moto.client()
+    uploaded = [json.loads(bucket.get_object(Bucket=BUCKET, Key=k)["Body"].read()) for k in moto.records()]
+    records = uploaded + metadata_records(report_dir)
+    kept = [r for r in records if r["kind"] == "request"]
+    assert len(kept) + sum(r["dropped"]["spool_full"] for r in records) == sent + 20 + 1
 
 
 def run_cli(*argv: str) -> str:

@@ -22,6 +22,8 @@ from gunicorn_pyinstrument.directory import (
 from gunicorn_pyinstrument.report import (
     MAX_PATH_PART,
     OUTCOME_TIMEOUT,
+    DropFacts,
+    Dropped,
     Report,
     RequestFacts,
     WindowFacts,
@@ -288,8 +290,11 @@ def test_metadata_has_the_documented_keys_and_no_request_details():
         "sampler_cpu",
         "sampler_share",
         "over_budget",
+        "dropped",
         "files",
     }
+    # Nothing dropped before it unless the writer says so.
+    assert meta["dropped"] == {"queue_full": 0, "spool_full": 0}
     # Nothing measured: the sampling fields are null.
     assert [meta[k] for k in ("rate", "sampler_cpu", "sampler_share", "over_budget")] == [None] * 4
     # Nothing from the request beyond method and path unless the user opted in.
@@ -338,3 +343,17 @@ def test_window_reports_have_the_same_keys_with_nulls_for_request_details():
     assert meta["method"] is None and meta["path"] is None and meta["status"] is None
     assert meta["end"] == 1_795_000_060.25
     assert "_WORKER_window_60000ms_" in w.name
+
+
+def test_a_record_of_dropped_reports_has_the_same_keys_and_no_request():
+    span = DropFacts(started_at=1_795_000_000.5, duration=2.0)
+    kwargs = {"worker": identity(), "label": "v1", "formats": (), "samples": 0, "interval": 0.001}
+    d = Report(name=Report.make_name(span, identity(), 9), facts=span, dropped=Dropped(3, 4), **kwargs)
+    meta = d.metadata({})
+    assert set(meta) == set(Report(name="r", facts=facts(), **kwargs).metadata({}))
+    assert (meta["kind"], meta["trigger"], meta["files"]) == ("dropped", "dropped", {})
+    assert meta["dropped"] == {"queue_full": 3, "spool_full": 4}
+    assert meta["method"] is None and meta["path"] is None and meta["status"] is None
+    assert (meta["start"], meta["end"], meta["label"]) == (1_795_000_000.5, 1_795_000_002.5, "v1")
+    assert d.name.endswith("_WORKER_dropped_2000ms_4242-a1b2c3-9")
+    assert Dropped(1, 2) + Dropped(3, 0) == Dropped(4, 2) and not Dropped() and Dropped(spool_full=1)
