@@ -18,6 +18,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python sample_configs/demo.py
 
+# The pictures of README.md and docs/cli.md (docs/images/), from the demo's reports, in chromium.
+.PHONY: screenshots
+screenshots: $(STAMP) browser
+	$(BIN)/python sample_configs/screenshots.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check gunicorn_pyinstrument tests bench sample_configs
 	$(BIN)/ruff format --check gunicorn_pyinstrument tests bench sample_configs
@@ -89,6 +94,12 @@ bench-threadpools: $(STAMP) wrk
 # Catalog and CLI on 100,000 synthetic reports (docs/benchmarks.md, "Catalog and CLI").
 bench-catalog: $(STAMP)
 	$(BIN)/python bench/catalog.py $(BENCH_ARGS)
+
+# The serve page's pictures in chromium on 10,000 synthetic reports (docs/benchmarks.md, "Web page
+# charts"): the latency chart (target: drawn within 1 s) and a flame graph of 1,000 merged sessions.
+.PHONY: bench-web
+bench-web: $(STAMP) browser
+	$(BIN)/python bench/web_charts.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

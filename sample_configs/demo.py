@@ -219,8 +219,9 @@ def print_how_to_open(example: dict[str, Any]) -> None:
     lines = []
     if "html" in files:
         lines.append((f"{opener} $R.html", "interactive call tree and timeline, in a browser"))
-    if "speedscope" in files:
-        lines.append(("# flame graph: drop $R.speedscope.json on https://www.speedscope.app", ""))
+    if "session" in files:
+        serve = f"gunicorn-pyinstrument --dir {shown(REPORTS)} serve"
+        lines.append((serve, f"then http://127.0.0.1:8000/flame/{example['name']}: its flame graph"))
     if "session" in files:
         lines.append((f"{pyinstrument} --load $R.pyisession", "pyinstrument's CLI; -r html -o FILE converts"))
         lines.append((f"{pyinstrument} --load $R.pyisession -r pstats -o $R.pstats", "to pstats, then:"))

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import BinaryIO
 
-from .layout import error_box, layout
-from .security import PAGE_CSP, viewer_csp
+from .layout import error_box, json_bytes, layout
+from .security import FILE_CSP, PAGE_CSP, viewer_csp
 
 HTML_TYPE = "text/html; charset=utf-8"
 #: The report files the site serves, by format.
@@ -46,6 +46,11 @@ class Response:
 
 def page(status: int, title: str, body: str, selection: Mapping[str, str]) -> Response:
     return Response(status, layout(title, body, selection))
+
+
+def json_response(data: object) -> Response:
+    """Data for a page's script (``/data/...``)."""
+    return Response(200, json_bytes(data), content_type="application/json", csp=FILE_CSP)
 
 
 def error_response(status: int, message: str) -> Response:

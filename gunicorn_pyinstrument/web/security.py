@@ -1,8 +1,10 @@
 """What the site lets a browser do, and whom it answers.
 
-- Content-Security-Policy: the site's own pages run no script at all; pyinstrument's viewer runs
-  only its two inline scripts, checked, then allowed by their hashes; nothing is loaded from
-  elsewhere. Downloads never run as a page of this origin.
+- Content-Security-Policy: the site's own pages run only the scripts it serves itself, from the
+  files installed with the package (``/static/``, ``assets.py``), never an inline one, and load
+  their data from this origin only; pyinstrument's viewer runs only its two inline scripts,
+  checked, then allowed by their hashes; nothing is loaded from elsewhere. Downloads never run
+  as a page of this origin.
 - The Host check: bound to a loopback address, the server answers only requests that name a
   loopback host, so a web page elsewhere cannot reach it by rebinding a DNS name to 127.0.0.1.
 """
@@ -22,10 +24,12 @@ def _sha256(data: bytes) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(data).digest()).decode("ascii") + "'"
 
 
-#: The site's own pages: no script at all, the one style sheet (by its hash), forms and links to
-#: this origin only.
+#: The site's own pages: scripts and style sheets from this origin's files only (no inline script),
+#: the page's one inline style sheet (by its hash), data fetched from this origin, forms and links
+#: to this origin only.
 PAGE_CSP = (
-    f"default-src 'none'; style-src {_sha256(STYLE.encode('utf-8'))}; img-src 'self'; "
+    f"default-src 'none'; script-src 'self'; connect-src 'self'; "
+    f"style-src 'self' {_sha256(STYLE.encode('utf-8'))}; img-src 'self'; "
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 #: Downloads: never run as a page of this origin.

@@ -20,11 +20,15 @@ from typing import IO, Any
 
 from ..catalog import Catalog, CatalogError, Query
 from ..reading.display import PROG
+from .assets import asset_response
+from .pages.chart import chart_page, points_data
 from .pages.diff import diff_page
+from .pages.flame import flame_report_data, flame_report_page, flame_selection_data, flame_selection_page
 from .pages.merge import merge_page
 from .pages.report import file_response, report_page
 from .pages.report_list import list_page
 from .pages.top import top_page
+from .pages.workers import workers_page
 from .request import parse_params, split_target
 from .response import HTTPError, Response, error_response
 from .security import SECURITY_HEADERS, host_allowed
@@ -34,7 +38,22 @@ IDLE_SECONDS = 30
 
 Page = Callable[[Catalog, Mapping[str, str], Query], Response]
 #: The pages with the filter form, by the first (and only) segment of their path.
-PAGES: dict[str, Page] = {"": list_page, "top": top_page, "merge": merge_page, "diff": diff_page}
+PAGES: dict[str, Page] = {
+    "": list_page,
+    "top": top_page,
+    "merge": merge_page,
+    "diff": diff_page,
+    "chart": chart_page,
+    "workers": workers_page,
+    "flame": flame_selection_page,
+}
+#: The pages' data (``/data/NAME?selection``), read by their scripts.
+DATA: dict[str, Page] = {"points": points_data, "flame": flame_selection_data}
+#: The pages of one report, by the first segment of ``/ROUTE/NAME``.
+REPORT_PAGES: dict[str, Callable[[Catalog, str], Response]] = {
+    "report": report_page,
+    "flame": flame_report_page,
+}
 
 
 class WebServer(ThreadingHTTPServer):
@@ -148,9 +167,18 @@ class Handler(BaseHTTPRequestHandler):
             params = parse_params(raw_query)
             with Catalog(self.server.directory) as cat:
                 return PAGES[route](cat, params, self.server.base_query)
-        if route == "report" and len(parts) == 2:
+        if route in REPORT_PAGES and len(parts) == 2:
             with Catalog(self.server.directory) as cat:
-                return report_page(cat, parts[1])
+                return REPORT_PAGES[route](cat, parts[1])
+        if route == "data" and len(parts) == 2 and parts[1] in DATA:
+            params = parse_params(raw_query)
+            with Catalog(self.server.directory) as cat:
+                return DATA[parts[1]](cat, params, self.server.base_query)
+        if route == "data" and parts[1:2] == ["flame"] and len(parts) == 3:
+            with Catalog(self.server.directory) as cat:
+                return flame_report_data(cat, parts[2])
+        if route == "static":
+            return asset_response(parts[1:])
         if route == "file" and len(parts) == 3:
             with Catalog(self.server.directory) as cat:
                 return file_response(cat, parts[1], parts[2])

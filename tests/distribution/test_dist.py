@@ -87,6 +87,16 @@ def test_the_wheel_holds_the_package_only(dists: dict[str, Path]) -> None:
     }
     assert source <= set(names), sorted(source - set(names))
     assert f"{PACKAGE}/py.typed" in names
+    # The serve page's scripts and vendored libraries, with their record and licences: the page
+    # loads nothing from elsewhere, so an installed package must hold every file it serves.
+    static = {
+        p.relative_to(REPO_ROOT).as_posix()
+        for p in (REPO_ROOT / PACKAGE / "web" / "static").rglob("*")
+        if p.is_file()
+    }
+    assert {f"{PACKAGE}/web/static/{n}" for n in ("flame.js", "chart.js", "VENDORED.md")} <= static
+    assert f"{PACKAGE}/web/static/vendor/uplot/LICENSE" in static
+    assert static <= set(names), sorted(static - set(names))
     assert dist_info + "licenses/LICENSE" in names
     # The one version, taken from the package.
     assert f"\nVersion: {version}\n" in metadata
@@ -141,3 +151,16 @@ def test_installed_wheel_profiles_a_request(venv_python: str, tmp_path: Path) ->
     # The command line from the same virtualenv reads them.
     listing = _run(str(Path(venv_python).parent / "gunicorn-pyinstrument"), "list", "--dir", str(reports))
     assert "/installed/1" in listing
+    # The page's assets are served from the installed package.
+    served = _run(
+        venv_python,
+        "-c",
+        "from gunicorn_pyinstrument.web.assets import ASSETS, asset_response; "
+        "print(sorted(ASSETS)); print(len(asset_response(['vendor', 'uplot', 'uPlot.iife.min.js']).body))",
+        cwd=app_dir,
+        env=clean_env(away),
+    )
+    assert "'flame.js'" in served and "'vendor/uplot/uPlot.iife.min.js'" in served
+    assert served.splitlines()[-1] == str(
+        (REPO_ROOT / PACKAGE / "web/static/vendor/uplot/uPlot.iife.min.js").stat().st_size
+    )

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from ...catalog import Catalog, Entry
 from ...stores.local import check_name
 from ..response import CONTENT_TYPES, HTTPError, Response, content_disposition, viewer_response
 from ..security import FILE_CSP
+
+if TYPE_CHECKING:
+    from pyinstrument.session import Session
 
 
 def lookup(cat: Catalog, name: str) -> Entry:
@@ -64,13 +67,17 @@ def report_page(cat: Catalog, name: str) -> Response:
         raise HTTPError(404, f"report {name!r} has no HTML file and no session to render one from")
     from ...formats import render
 
+    return viewer_response(render(load_session(cat, entry), "html"))
+
+
+def load_session(cat: Catalog, entry: Entry) -> Session:
+    """A report's session, for a page; 404 when its file is gone, 500 when it cannot be read."""
     try:
-        session = cat.load_session(entry)
+        return cat.load_session(entry)
     except FileNotFoundError:
-        raise HTTPError(404, f"the files of report {name!r} are gone") from None
+        raise HTTPError(404, f"the files of report {entry.name!r} are gone") from None
     except Exception as exc:
-        raise HTTPError(500, f"cannot read the session of {name!r}: {exc}") from None
-    return viewer_response(render(session, "html"))
+        raise HTTPError(500, f"cannot read the session of {entry.name!r}: {exc}") from None
 
 
 def file_response(cat: Catalog, name: str, fmt: str) -> Response:

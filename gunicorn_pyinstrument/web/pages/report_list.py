@@ -1,15 +1,16 @@
-"""``/``: the reports, filtered by the form, sorted by a click on a column, a page at a time."""
+"""``/``: the reports, filtered by the form, sorted by a click on a column, a page at a time; and
+how many reports the selected workers dropped over the selected time, in all and per worker."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ...catalog import ORDERS, Catalog, Entry, Query
+from ...catalog import ORDERS, Catalog, Drops, Entry, Query
 from ...directory import FORMAT_SUFFIXES
 from ...reading.display import iso
 from ..form import check_keys, defaults_note, filter_form, parse_selection, selection_values
-from ..layout import error_box, esc, file_link, link, report_link, unreadable_note
+from ..layout import error_box, esc, file_link, flame_link, link, report_link, unreadable_note
 from ..request import parse_number
 from ..response import CONTENT_TYPES, Response, page
 
@@ -29,10 +30,11 @@ LIST_COLUMNS: tuple[tuple[str, str, str | None], ...] = (
     ("samples", "samples", "samples"),
     ("rate", "Hz", "rate"),
     ("sampler", "sampler %", "sampler"),
+    ("dropped", "dropped", None),
     ("files", "files", None),
     ("name", "name", "name"),
 )
-NUMERIC_COLUMNS = {"status", "duration", "samples", "rate", "sampler"}
+NUMERIC_COLUMNS = {"status", "duration", "samples", "rate", "sampler", "dropped"}
 #: Sort keys whose first click shows the largest (or newest) first.
 DESCENDING_FIRST = {"time", "duration", "status", "samples", "rate", "sampler"}
 
@@ -79,6 +81,7 @@ def list_page(cat: Catalog, params: Mapping[str, str], base: Query) -> Response:
     if shown:
         summary += f"Showing {controls.offset + 1}–{controls.offset + len(shown)} of the matching reports."
     parts.append(f'<p class="note" id="summary">{esc(summary)}</p>')
+    parts.append(drops_summary(cat.dropped(query)))
     if not shown:
         parts.append('<p id="empty">No report matches the selection.</p>')
     else:
@@ -135,6 +138,8 @@ def list_table(entries: list[Entry], values: Mapping[str, str], controls: ListCo
             for fmt in sorted(e.files, key=_format_rank)
             if fmt in CONTENT_TYPES
         )
+        if "session" in e.files:
+            files += f' <a class="file flame" href="{esc(flame_link(e.name))}">flame</a>'
         rows.append(
             f'<tr data-name="{esc(e.name)}" data-duration="{e.duration!r}">'
             f'<td class="time">{esc(iso(e.start))}</td>'
@@ -148,6 +153,7 @@ def list_table(entries: list[Entry], values: Mapping[str, str], controls: ListCo
             f'<td class="num samples">{e.samples}</td>'
             f'<td class="num rate">{"" if e.rate is None else f"{e.rate:.0f}"}</td>'
             f"{_sampler_cell(e)}"
+            f"{_dropped_cell(e)}"
             f'<td class="files">{files}</td>'
             f'<td class="name">{esc(e.name)}</td></tr>'
         )
@@ -170,6 +176,37 @@ def _sampler_cell(e: Entry) -> str:
         )
     title = f"{e.sampler_cpu * 1000:.1f} ms of the sampler's CPU" if e.sampler_cpu is not None else ""
     return f'<td class="num sampler" title="{esc(title)}">{text}</td>'
+
+
+def _dropped_cell(e: Entry) -> str:
+    """The reports its worker dropped since its previous report; empty when none (or not recorded)."""
+    queue_full, spool_full = e.dropped_queue_full or 0, e.dropped_spool_full or 0
+    if not queue_full and not spool_full:
+        return '<td class="num dropped"></td>'
+    title = f"{queue_full} with the writer's queue full, {spool_full} with the upload spool full"
+    return f'<td class="num dropped" title="{esc(title)}">{queue_full + spool_full}</td>'
+
+
+def drops_summary(drops: Drops) -> str:
+    """The reports the selected workers dropped over the selected time (what a request was does not
+    select them: it is not recorded), and, when there are any, per worker."""
+    if not drops:
+        text = "No report dropped by the selected workers over the selected time."
+        return f'<p class="note" id="dropped">{text}</p>'
+    rows = "".join(
+        f'<tr data-worker="{esc(w.worker)}"><td class="worker">{esc(w.worker)}</td>'
+        f'<td class="host">{esc(w.hostname)}</td><td class="num">{w.queue_full}</td>'
+        f'<td class="num">{w.spool_full}</td></tr>'
+        for w in drops.workers
+    )
+    return (
+        f'<p class="note" id="dropped">Dropped, never written: {esc(drops.summary())} '
+        "(the writer's queue full: raise QUEUE_SIZE or lower SAMPLE_RATE; the upload spool full: "
+        "the store is out of reach).</p>"
+        '<details id="dropped-workers"><summary>dropped per worker</summary>'
+        '<table class="list"><thead><tr><th>worker</th><th>host</th><th class="num">queue full</th>'
+        f'<th class="num">spool full</th></tr></thead><tbody>{rows}</tbody></table></details>'
+    )
 
 
 def _format_rank(fmt: str) -> int:

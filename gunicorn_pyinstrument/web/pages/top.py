@@ -32,7 +32,8 @@ def top_page(cat: Catalog, params: Mapping[str, str], base: Query) -> Response:
     parts.append(
         '<p class="note">Per endpoint (method and path, ids folded): time in milliseconds, total in '
         "seconds; with the sampler engine, its median share of the worker's CPU. An endpoint opens "
-        "its reports merged into one profile.</p>"
+        "its reports merged into one profile; <i>latency</i> shows them over time, <i>flame graph</i> "
+        "merged as a flame graph.</p>"
     )
     heads = ['<th class="name">endpoint</th>']
     for key, text in (
@@ -53,13 +54,17 @@ def top_page(cat: Catalog, params: Mapping[str, str], base: Query) -> Response:
     for s in stats:
         merge = link("/merge", {"endpoint": s.endpoint, **others})
         listing = link("/", {"endpoint": s.endpoint, **others})
+        chart = link("/chart", {"endpoint": s.endpoint, **others})
+        flame = link("/flame", {"endpoint": s.endpoint, **others})
         rows.append(
             f'<tr data-endpoint="{esc(s.endpoint)}"><td class="name">'
             f'<a class="merge" href="{esc(merge)}">{esc(s.endpoint)}</a></td>'
             f"<td>{s.count}</td><td>{s.p50 * 1000:.1f}</td><td>{s.p95 * 1000:.1f}</td>"
             f"<td>{s.max * 1000:.1f}</td><td>{s.total:.3f}</td>"
             f'<td class="sampler">{"" if s.sampler_share is None else f"{s.sampler_share * 100:.2f}"}</td>'
-            f'<td><a class="reports" href="{esc(listing)}">reports</a></td></tr>'
+            f'<td><a class="reports" href="{esc(listing)}">reports</a> '
+            f'<a class="chart" href="{esc(chart)}">latency</a> '
+            f'<a class="flame" href="{esc(flame)}">flame graph</a></td></tr>'
         )
     parts.append(
         f'<table id="top"><thead><tr>{"".join(heads)}</tr></thead><tbody>{"".join(rows)}</tbody></table>'

@@ -1,19 +1,22 @@
-"""The report list's controls (sorting and paging) and its sampling columns. The pages themselves
-are tested against real reports in tests/integration/test_web.py."""
+"""The report list's controls (sorting and paging), its sampling columns and what was dropped. The
+pages themselves are tested against real reports in tests/integration/test_web.py."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
+from synthetic import T0, write_report
 
-from gunicorn_pyinstrument.catalog import ORDERS, Entry
+from gunicorn_pyinstrument.catalog import ORDERS, Catalog, Entry, Query
+from gunicorn_pyinstrument.report import Dropped
 from gunicorn_pyinstrument.web.pages.report_list import (
     DEFAULT_LIMIT,
     LIST_COLUMNS,
     MAX_LIMIT,
     ListControls,
     list_controls,
+    list_page,
     list_table,
 )
 
@@ -84,3 +87,25 @@ def test_the_list_shows_the_rate_and_the_sampler_share() -> None:
     assert shares == {"pyinstrument": "", "sampler": "0.61", "window": "3.50 ⚠ over budget", "old": ""}
     assert 'title="4.2 ms of the sampler&#x27;s CPU"' in html
     assert '<th class="num" data-sort="sampler"' in html
+
+
+def test_the_list_shows_what_each_worker_dropped(tmp_path) -> None:
+    web1 = dict(pid=100, instance="aaaaaa", hostname="web-1")
+    web2 = dict(pid=200, instance="bbbbbb", hostname="web-2")
+    write_report(tmp_path, start=T0, path="/a", **web1)
+    kept = write_report(tmp_path, start=T0 + 10, path="/b", dropped=Dropped(2, 1), **web1)
+    write_report(tmp_path, start=T0 + 20, dropped=Dropped(0, 4), drops_only=True, **web2)
+    with Catalog(str(tmp_path)) as cat:
+        html = list_page(cat, {}, Query()).body.decode()
+        filtered = list_page(cat, {"worker": "web-2"}, Query()).body.decode()
+        before = list_page(cat, {"until": "2025-11-24T16:00:05Z"}, Query()).body.decode()
+    cells = dict(re.findall(r'<tr data-name="([^"]+)".*?<td class="num dropped"[^>]*>([^<]*)</td>', html))
+    assert set(cells.values()) == {"", "3"} and cells[kept.name] == "3"  # the record of drops is no row
+    assert 'title="2 with the writer&#x27;s queue full, 1 with the upload spool full">3<' in html
+    assert "Dropped, never written: 2 (queue full), 5 (spool full), by 2 workers" in html
+    workers = re.findall(
+        r'<tr data-worker="([^"]+)"><td class="worker">[^<]*</td><td class="host">([^<]*)', html
+    )
+    assert workers == [("200-bbbbbb", "web-2"), ("100-aaaaaa", "web-1")]  # most first
+    assert "0 (queue full), 4 (spool full), by 1 worker" in filtered and 'id="empty"' in filtered
+    assert 'id="dropped">No report dropped' in before and "dropped-workers" not in before

@@ -216,7 +216,7 @@ def test_a_capture_shorter_than_the_interval_is_an_empty_session():
 
 def test_pyinstrument_renders_and_round_trips_a_sampler_session(tmp_path):
     engine = SamplerEngine(0.002)
-    thread = Recorded(engine, lambda: busy_alpha(0.08), "renderme")
+    thread = Recorded(engine, lambda: busy_alpha(0.3), "renderme")
     thread.start()
     thread.join(10)
     session = thread.session
