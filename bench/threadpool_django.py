@@ -1,6 +1,7 @@
-"""A single-file Django project through ``get_asgi_application()`` (``threadpool_django:application``),
-mirroring tests/apps/django_asgi_app.py: a sync view behind a sync middleware, which Django runs in
-asgiref's thread pool (``sync_to_async``), away from the request's task.
+"""A Django app through ``get_asgi_application()`` (``threadpool_django:application``), on the
+project of tests/apps/django_asgi_app.py (tests/apps/django_project.py: its settings, template and
+table): a sync view behind a sync middleware, which Django runs in asgiref's thread pool
+(``sync_to_async``), away from the request's task.
 
 ``GET /work``: a few milliseconds of a typical view's work: three ORM queries on SQLite (a filter
 counted, 60 rows fetched, an aggregate), the rows as dicts serialized to JSON, and a Django template
@@ -12,75 +13,23 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable
 
-import django
-from django.conf import settings
-
-if not settings.configured:
-    settings.configure(
-        DEBUG=False,
-        SECRET_KEY="benchmarks-only",
-        ALLOWED_HOSTS=["*"],
-        ROOT_URLCONF=__name__,
-        INSTALLED_APPS=[],
-        MIDDLEWARE=[f"{__name__}.header_middleware"],
-        DATABASES={
-            "default": {
-                "ENGINE": "django.db.backends.sqlite3",
-                "NAME": os.path.join(os.getcwd(), f"bench-{os.getpid()}.sqlite3"),
-            }
-        },
-        TEMPLATES=[
-            {
-                "BACKEND": "django.template.backends.django.DjangoTemplates",
-                "OPTIONS": {
-                    "loaders": [
-                        (
-                            "django.template.loaders.locmem.Loader",
-                            {
-                                "rows.html": "<table>{% for item in items %}"
-                                "<tr class=\"{% cycle 'odd' 'even' %}\"><td>{{ forloop.counter }}</td>"
-                                "<td>{{ item.name|title }}</td><td>{{ item.weight|floatformat:2 }}</td>"
-                                "<td>{% if item.weight > 50 %}heavy{% else %}light{% endif %}</td></tr>\n"
-                                "{% endfor %}</table>\n"
-                            },
-                        )
-                    ]
-                },
-            }
-        ],
-        USE_TZ=True,
-    )
-    django.setup()
-
 from django.core.asgi import get_asgi_application
-from django.db import connection, models
 from django.db.models import Avg
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template import loader
 from django.urls import path
+from harness import ROOT
 
+sys.path.insert(0, ROOT)  # gunicorn's --pythonpath is bench/; the project is under tests/apps
+from tests.apps.django_project import configure, create_items
 
-class Item(models.Model):
-    name = models.CharField(max_length=40)
-    weight = models.FloatField()
-
-    class Meta:
-        app_label = "threadpool_bench"
-        db_table = "items"
-
-
-def _create_database() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("DROP TABLE IF EXISTS items")
-    with connection.schema_editor() as editor:
-        editor.create_model(Item)
-    Item.objects.bulk_create(Item(name=f"item number {i}", weight=(i * 37) % 100) for i in range(1, 301))
-    connection.close()  # each thread opens its own connection to the file
-
-
-_create_database()
+configure(
+    __name__, f"{__name__}.header_middleware", os.path.join(os.getcwd(), f"bench-{os.getpid()}.sqlite3")
+)
+Item = create_items()
 
 
 def header_middleware(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable[..., HttpResponse]:

@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 from ..catalog import QUERY_KEYS, Query
+from ..catalog.query import KINDS as QUERY_KINDS
 from ..reading.display import iso
 from .layout import esc
 
@@ -23,7 +24,7 @@ FIELDS: dict[str, tuple[str, str]] = {
     "kind": ("kind", ""),
     "endpoint": ("endpoint", "GET /users/{n}"),
 }
-KINDS = ("", "request", "worker")
+KINDS = ("", *QUERY_KINDS)  # "": any kind of report (dropped-report records only when asked for)
 
 
 def check_keys(params: Mapping[str, str], extra: Iterable[str]) -> None:

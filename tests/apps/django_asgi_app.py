@@ -1,4 +1,4 @@
-"""A single-file Django project served through ``get_asgi_application()``
+"""A Django app (tests/apps/django_project.py) served through ``get_asgi_application()``
 (``tests.apps.django_asgi_app:application``): a sync view behind a sync middleware, so Django runs
 both in its thread pool (asgiref's ``sync_to_async``), away from the request's task.
 
@@ -24,62 +24,20 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import django
-from django.conf import settings
-
-if not settings.configured:
-    settings.configure(
-        DEBUG=False,
-        SECRET_KEY="integration-tests-only",
-        ALLOWED_HOSTS=["*"],
-        ROOT_URLCONF=__name__,
-        INSTALLED_APPS=[],
-        MIDDLEWARE=[f"{__name__}.timing_middleware"],
-        DATABASES={
-            "default": {
-                "ENGINE": "django.db.backends.sqlite3",
-                "NAME": os.environ.get("DJANGO_ASGI_APP_DB")
-                or os.path.join(tempfile.mkdtemp(), "db.sqlite3"),
-            }
-        },
-        TEMPLATES=[
-            {
-                "BACKEND": "django.template.backends.django.DjangoTemplates",
-                "OPTIONS": {
-                    "loaders": [
-                        (
-                            "django.template.loaders.locmem.Loader",
-                            {
-                                "rows.html": "<table>{% for item in items %}"
-                                "<tr class=\"{% cycle 'odd' 'even' %}\"><td>{{ forloop.counter }}</td>"
-                                "<td>{{ item.name|upper }}</td><td>{{ item.weight|floatformat:2 }}</td>"
-                                "<td>{% if item.weight > 50 %}heavy{% else %}light{% endif %}</td></tr>\n"
-                                "{% endfor %}</table>\n"
-                            },
-                        )
-                    ]
-                },
-            }
-        ],
-        USE_TZ=True,
-    )
-    django.setup()
-
 from django.core.asgi import get_asgi_application
-from django.db import connection, models
+from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.template import loader
 from django.urls import path
 
+from tests.apps.django_project import configure, create_items
 
-class Item(models.Model):
-    name = models.CharField(max_length=40)
-    weight = models.FloatField()
-
-    class Meta:
-        app_label = "threadpool_tests"
-        db_table = "items"
-
+configure(
+    __name__,
+    f"{__name__}.timing_middleware",
+    os.environ.get("DJANGO_ASGI_APP_DB") or os.path.join(tempfile.mkdtemp(), "db.sqlite3"),
+)
+Item = create_items()
 
 #: A recursive CTE of %s rows, summed: all of SQLite's work happens before the first row comes back,
 #: so inside the backend's cursor ``execute``. RawQuerySet needs the primary key among the columns.
@@ -87,18 +45,6 @@ COUNTING_SQL = """
 WITH RECURSIVE counter(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM counter WHERE x < %s)
 SELECT id, name, weight, (SELECT SUM((x * 7) % 13) FROM counter) AS total FROM items WHERE id = 1
 """
-
-
-def _create_database() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("DROP TABLE IF EXISTS items")
-    with connection.schema_editor() as editor:
-        editor.create_model(Item)
-    Item.objects.bulk_create(Item(name=f"item {i}", weight=(i * 37) % 100) for i in range(1, 301))
-    connection.close()  # each thread opens its own connection to the file
-
-
-_create_database()
 
 
 def burn(seconds: float) -> None:

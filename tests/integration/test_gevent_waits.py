@@ -9,23 +9,15 @@ one thing in its reports.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from .threadpool_checks import (
     ENGINES,
+    Requests,
     Served,
-    check_each_has_its_own,
-    check_made_by_the_engine,
-    check_none_of_the_others,
-    check_only_slow_requests_kept,
-    fetch,
-    fetch_all,
-    finish,
-    module_gunicorn,
+    SharedChecks,
     seconds_in,
-    start,
+    serve,
     summary,
 )
 
@@ -40,28 +32,12 @@ WAITS = {
 ROUNDS = (1, 2)
 CONCURRENT = [f"/{colour}/{n}?s=0.16" for n in (11, 12, 13) for colour in ("red", "blue")]
 OWN_AND_OTHER = {"red": ("red_waits", "blue_waits"), "blue": ("blue_waits", "red_waits")}
+REQUESTS = Requests("fast", ["/waits/{n}?s=0.1"], ROUNDS, CONCURRENT)
 
 
 @pytest.fixture(scope="module", params=list(ENGINES))
-def served(request, tmp_path_factory) -> Iterator[Served]:
-    engine = request.param
-    report_dir = tmp_path_factory.mktemp("gevent") / "reports"
-    with module_gunicorn(tmp_path_factory) as factory:
-        server = start(factory, report_dir, WORKER, APP, engine)
-        replies = [fetch(server.url, "/fast/0")]
-        for n in ROUNDS:
-            replies.append(fetch(server.url, f"/waits/{n}?s=0.1"))
-            replies.append(fetch(server.url, f"/fast/{n}"))
-        replies += fetch_all(server.url, CONCURRENT)
-        yield finish(server, engine, report_dir, replies)
-
-
-def test_the_reports_are_made_by_the_engine_asked_for(served):
-    check_made_by_the_engine(served)
-
-
-def test_only_slow_requests_are_kept(served):
-    check_only_slow_requests_kept(served)
+def served(request, tmp_path_factory) -> Served:
+    return serve(tmp_path_factory, "gevent", WORKER, APP, request.param, REQUESTS)
 
 
 @pytest.mark.parametrize("wait", WAITS)
@@ -78,9 +54,6 @@ def test_the_wait_is_where_it_waited(served, wait):
         )
 
 
-def test_concurrent_requests_hold_none_of_the_others_work(served):
-    check_none_of_the_others(served, OWN_AND_OTHER)
-
-
-def test_concurrent_requests_each_hold_their_own_work(served):
-    check_each_has_its_own(served, OWN_AND_OTHER)
+class TestShared(SharedChecks):
+    sent = REQUESTS
+    own_and_other = OWN_AND_OTHER

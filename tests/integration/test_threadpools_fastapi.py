@@ -3,32 +3,13 @@
 function of their own, in anyio's worker threads. The request's report must show that function,
 timed within 15 % of what it measured itself, under the hand-over (``run_in_threadpool`` on the
 stack above it); and concurrent ``def`` requests each get only their own work.
-
-One server per worker class × engine (a module-scoped fixture sends every request and stops it);
-each test checks one thing in its reports.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from .threadpool_checks import (
-    ASGI_CASES,
-    Served,
-    assert_timed,
-    check_each_has_its_own,
-    check_made_by_the_engine,
-    check_none_of_the_others,
-    check_only_slow_requests_kept,
-    fetch,
-    fetch_all,
-    finish,
-    module_gunicorn,
-    skip_unless_worker_exists,
-    start,
-)
+from .threadpool_checks import Requests, SharedChecks, asgi_served, assert_timed
 
 APP = "tests.apps.fastapi_app:app"
 
@@ -59,34 +40,14 @@ OWN_AND_OTHER = {
     "pool/red": ("red_pool_work", "blue_pool_work"),
     "pool/blue": ("blue_pool_work", "red_pool_work"),
 }
+REQUESTS = Requests("pool/fast", [target for target, _, _ in ROUTES.values()], ROUNDS, CONCURRENT)
 
 
 def bare(target: str) -> str:
     return target.partition("?")[0]
 
 
-@pytest.fixture(scope="module", params=ASGI_CASES)
-def served(request, tmp_path_factory) -> Iterator[Served]:
-    worker, engine = request.param
-    skip_unless_worker_exists(worker)
-    report_dir = tmp_path_factory.mktemp("fastapi") / "reports"
-    with module_gunicorn(tmp_path_factory) as factory:
-        server = start(factory, report_dir, ["-k", worker, "-w", "1"], APP, engine)
-        replies = [fetch(server.url, "/pool/fast/0")]
-        for n in ROUNDS:
-            for target, _, _ in ROUTES.values():
-                replies.append(fetch(server.url, target.format(n=n)))
-            replies.append(fetch(server.url, f"/pool/fast/{n}"))
-        replies += fetch_all(server.url, CONCURRENT)
-        yield finish(server, engine, report_dir, replies)
-
-
-def test_the_reports_are_made_by_the_engine_asked_for(served):
-    check_made_by_the_engine(served)
-
-
-def test_only_slow_requests_are_kept(served):
-    check_only_slow_requests_kept(served, "pool/fast")
+served = asgi_served("fastapi", APP, REQUESTS)
 
 
 @pytest.mark.parametrize("route", ROUTES)
@@ -105,9 +66,6 @@ def test_pool_work_is_under_the_hand_over(served, route):
         assert_timed(served.session(path), served.reply(path).seconds(header), *chain)
 
 
-def test_concurrent_def_requests_hold_none_of_the_others_work(served):
-    check_none_of_the_others(served, OWN_AND_OTHER)
-
-
-def test_concurrent_def_requests_each_hold_their_own_work(served):
-    check_each_has_its_own(served, OWN_AND_OTHER)
+class TestShared(SharedChecks):
+    sent = REQUESTS
+    own_and_other = OWN_AND_OTHER

@@ -110,6 +110,54 @@ def start(
     )
 
 
+@dataclass(frozen=True)
+class Requests:
+    """What a module's server is sent, in this order: ``/<fast>/0``; then per round ``n`` the ``slow``
+    targets (``{n}`` is the round) and ``/<fast>/<n>``, one at a time; last ``concurrent``, all at once."""
+
+    fast: str
+    slow: Sequence[str]
+    rounds: Sequence[int]
+    concurrent: Sequence[str] = ()
+
+    def send(self, base_url: str) -> list[Reply]:
+        replies = [fetch(base_url, f"/{self.fast}/0")]
+        for n in self.rounds:
+            replies += [fetch(base_url, target.format(n=n)) for target in self.slow]
+            replies.append(fetch(base_url, f"/{self.fast}/{n}"))
+        return replies + (fetch_all(base_url, self.concurrent) if self.concurrent else [])
+
+
+def serve(
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    worker: Sequence[str],
+    app: str,
+    engine: str,
+    requests: Requests,
+    env: Mapping[str, str] | None = None,
+) -> Served:
+    """One server of a module's case: started, sent ``requests``, stopped, and what it wrote read back."""
+    report_dir = tmp_path_factory.mktemp(name) / "reports"
+    with module_gunicorn(tmp_path_factory) as factory:
+        server = start(factory, report_dir, worker, app, engine, env)
+        return finish(server, engine, report_dir, requests.send(server.url))
+
+
+def asgi_served(name: str, app: str, requests: Requests) -> Any:
+    """A module's ``served`` fixture (``served = asgi_served(...)``): one server of ``app`` per
+    :data:`ASGI_CASES` case (a worker of the class, the engine), module-scoped; a case whose worker
+    class is not installed is skipped."""
+
+    @pytest.fixture(scope="module", params=ASGI_CASES)
+    def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Served:
+        worker, engine = request.param
+        skip_unless_worker_exists(worker)
+        return serve(tmp_path_factory, name, ["-k", worker, "-w", "1"], app, engine, requests)
+
+    return served
+
+
 @dataclass
 class Served:
     """What one server answered and wrote, once it has stopped."""
@@ -273,3 +321,24 @@ def check_each_has_its_own(served: Served, own_and_other: Mapping[str, tuple[str
     assert not lacking, (
         f"{len(lacking)} of {total} reports lack their own function: {lacking}; the first:\n{summary(first)}"
     )
+
+
+class SharedChecks:
+    """The checks every module runs on its server's reports (its module-scoped ``served`` fixture):
+    a ``Test…`` class of the module inherits them, naming what its server was sent and the
+    functions of its concurrent requests (as in :func:`check_none_of_the_others`)."""
+
+    sent: Requests
+    own_and_other: Mapping[str, tuple[str, str]]
+
+    def test_the_reports_are_made_by_the_engine_asked_for(self, served: Served) -> None:
+        check_made_by_the_engine(served)
+
+    def test_only_slow_requests_are_kept(self, served: Served) -> None:
+        check_only_slow_requests_kept(served, self.sent.fast)
+
+    def test_concurrent_requests_hold_none_of_the_others_work(self, served: Served) -> None:
+        check_none_of_the_others(served, self.own_and_other)
+
+    def test_concurrent_requests_each_hold_their_own_work(self, served: Served) -> None:
+        check_each_has_its_own(served, self.own_and_other)
