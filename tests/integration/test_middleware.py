@@ -51,7 +51,15 @@ BAD_LINE = "GUNICORN_PYINSTRUMENT_SAMPLE_RATE='2' is not valid (out of range): e
 
 #: How each server is started, on port 0 (the kernel picks a free one), and how it says which.
 PYTHON = sys.executable
-WAITRESS = [str(Path(PYTHON).with_name("waitress-serve")), "--listen=127.0.0.1:0", "--threads=4", FLASK]
+# waitress's runner, with its exit status (``python -m waitress`` exits 0 when the app fails to import).
+WAITRESS = [
+    PYTHON,
+    "-c",
+    "import sys; from waitress.runner import run; sys.exit(run())",
+    "--listen=127.0.0.1:0",
+    "--threads=4",
+    FLASK,
+]
 WERKZEUG = [PYTHON, "-m", "flask", "--app", FLASK.replace(":app", ""), "run", "--port", "0"]
 WORKERS = 2
 UVICORN = [PYTHON, "-m", "uvicorn", "--port", "0", "--workers", str(WORKERS), FASTAPI]
