@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ...processors import OUT_OF_CONTEXT
 from .frames import function_key
 from .handover import RUN_JOB_KEY, Job, without_own_frames
 
@@ -34,12 +35,13 @@ def job_records(records: Sequence[tuple[Sequence[str], float]]) -> Records:
 
 
 def _wait_kind(stack: list[str], idle: Sequence[str]) -> str | None:
-    """How a record shows the request waiting: ``[await]``, a lock wait, or its event loop idle
-    (``idle``: the loop thread's stack below every task; an event loop written in C, such as uvloop,
-    waits with no Python frame above it, so pyinstrument charges that wait to the last of these
-    frames). None: the record is work."""
+    """How a record shows the request waiting: ``[await]`` (or ``[out-of-context]``: strict mode's
+    name for the request suspended while other tasks run, when it did not see it await), a lock
+    wait, or its event loop idle (``idle``: the loop thread's stack below every task; an event loop
+    written in C, such as uvloop, waits with no Python frame above it, so pyinstrument charges that
+    wait to the last of these frames). None: the record is work."""
     leaf = stack[-1] if stack else ""
-    if leaf == AWAIT:
+    if leaf in (AWAIT, OUT_OF_CONTEXT):
         return "await"
     if leaf.startswith(("lock.acquire\x00<built-in>", "acquire\x00<built-in>")):
         return "lock"
